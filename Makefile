@@ -1,0 +1,32 @@
+# A thin, documented layer over npm scripts. Every target installs what it needs first.
+.PHONY: deps build lint test test-unit test-integration bench run demo clean
+
+deps: ## install node_modules and redis-server when missing
+	@bash .ci/ensure-deps.sh
+
+build: deps ## compile TypeScript to dist/
+	npm run build
+
+lint: deps ## ESLint + tsc --noEmit
+	npm run lint
+
+test: deps ## every test suite against real redis-server processes
+	npm test
+
+test-unit: deps
+	npm run test:unit
+
+test-integration: deps
+	npm run test:integration
+
+bench: deps ## redis-benchmark: direct vs bare Node.js pipe vs sidecar
+	npm run bench
+
+run: build ## the sidecar in front of a local redis-server it starts itself
+	node dist/src/demo/run-local.js
+
+demo: build ## the full exit demo: master + replica, load, SIGTERM, verdict
+	node dist/src/demo/demo.js
+
+clean:
+	rm -rf dist

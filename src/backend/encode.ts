@@ -1,0 +1,16 @@
+/** The few RESP encoders the sidecar needs (the data path forwards bytes and never encodes). */
+
+/** A command as a RESP array of bulk strings. */
+export function encodeCommand(args: readonly string[]): Buffer {
+  let out = `*${args.length}\r\n`;
+  for (const a of args) out += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
+  return Buffer.from(out);
+}
+
+/**
+ * What the sidecar itself says to a client: one `-ERR` line. Built in this one place so every
+ * message has the same shape; CR/LF in the text would break the frame, so they become spaces.
+ */
+export function sidecarErrorReply(message: string): Buffer {
+  return Buffer.from(`-ERR ${message.replace(/[\r\n]+/g, ' ')}\r\n`);
+}

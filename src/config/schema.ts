@@ -1,0 +1,113 @@
+/**
+ * The sidecar's configuration: one typed object, built by src/config/load.ts from
+ * flags > PIKA_SIDECAR_* environment > YAML file > these defaults. Durations are milliseconds.
+ */
+export type BackendKind = 'auto' | 'redis' | 'pika';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface ShutdownConfig {
+  /** intercept: keep serving this long after readiness turns 503 (endpoint removal propagates). */
+  announceDelayMs: number;
+  drainTimeoutMs: number;
+  closeTimeoutMs: number;
+  replicationTimeoutMs: number;
+  releaseTimeoutMs: number;
+  /** The whole shutdown; must hold the sum of the phase budgets. */
+  deadlineMs: number;
+  /** release: keep the admin server up this long so the final state can be scraped. */
+  metricsLingerMs: number;
+  /** close_clients: spread straggler closes over this window (0 = all at once). */
+  closeSpreadMs: number;
+  /** Directory for the trigger file (`drain`) and the marker file (`drained`); undefined = off. */
+  triggerDir: string | undefined;
+  /** Optional Prometheus Pushgateway URL for a final push of the shutdown metrics. */
+  pushgatewayUrl: string | undefined;
+}
+
+export interface ReplicationConfig {
+  /** INFO polling interval in normal service. */
+  pollIntervalMs: number;
+  /** During replication_sync: backoff from min to max, with jitter. */
+  shutdownPollMinMs: number;
+  shutdownPollMaxMs: number;
+  /** Wait this long after convergence and check again before declaring it. */
+  settleMs: number;
+  /** Redis >= 6.2: CLIENT PAUSE <ms> WRITE during the convergence wait. */
+  pauseWrites: boolean;
+  /** Announced replica address ("ip:port") -> address to dial instead ("host:port"). */
+  addressOverrides: Record<string, string>;
+}
+
+export interface SidecarConfig {
+  listen: HostPort;
+  backend: HostPort;
+  admin: HostPort;
+  backendKind: BackendKind;
+  /** Used only by the control connection (INFO, CLIENT ...), never by client sessions. Secret. */
+  backendPassword: string | undefined;
+  backendUser: string | undefined;
+  /** Bearer token accepted by mutating admin endpoints from non-loopback callers. Secret. */
+  adminToken: string | undefined;
+  poolSize: number;
+  connectTimeoutMs: number;
+  /** Control connection: PING interval and command timeout. */
+  healthIntervalMs: number;
+  commandTimeoutMs: number;
+  /** Largest bulk string a client may send (Redis proto-max-bulk-len). */
+  maxBulkBytes: number;
+  /** Largest inline command line. */
+  maxInlineBytes: number;
+  /** Command names refused with -ERR (lowercase). */
+  deniedCommands: string[];
+  logLevel: LogLevel;
+  replication: ReplicationConfig;
+  shutdown: ShutdownConfig;
+}
+
+export const DEFAULT_CONFIG: SidecarConfig = {
+  listen: { host: '127.0.0.1', port: 6380 },
+  backend: { host: '127.0.0.1', port: 9221 },
+  admin: { host: '127.0.0.1', port: 9121 },
+  backendKind: 'auto',
+  backendPassword: undefined,
+  backendUser: undefined,
+  adminToken: undefined,
+  poolSize: 8,
+  connectTimeoutMs: 2000,
+  healthIntervalMs: 1000,
+  commandTimeoutMs: 2000,
+  maxBulkBytes: 512 * 1024 * 1024,
+  maxInlineBytes: 64 * 1024,
+  deniedCommands: ['shutdown'],
+  logLevel: 'info',
+  replication: {
+    pollIntervalMs: 5000,
+    shutdownPollMinMs: 20,
+    shutdownPollMaxMs: 500,
+    settleMs: 200,
+    pauseWrites: true,
+    addressOverrides: {},
+  },
+  shutdown: {
+    announceDelayMs: 5000,
+    drainTimeoutMs: 10000,
+    closeTimeoutMs: 3000,
+    replicationTimeoutMs: 20000,
+    releaseTimeoutMs: 3000,
+    deadlineMs: 45000,
+    metricsLingerMs: 2000,
+    closeSpreadMs: 0,
+    triggerDir: undefined,
+    pushgatewayUrl: undefined,
+  },
+};
+
+/** intercept's budget: the announce delay plus a second to close the listener. */
+export function interceptBudgetMs(s: ShutdownConfig): number {
+  return s.announceDelayMs + 1000;
+}

@@ -1,0 +1,311 @@
+/**
+ * Local redis-server processes for the demo and `make run`: free loopback ports, one temp directory
+ * each, no persistence (`--save ''`). Also the two small things the demo needs around them: a
+ * pipelining RESP client and a bounded wait. src/ never imports test/ code, so this is the demo's
+ * own launcher (the test harness in test/support/redis-server.ts has the same habits).
+ *
+ * Every child is started in its own process group (`detached`), so a Ctrl-C in the terminal
+ * reaches only the demo, which then stops its children in order; an exit hook SIGKILLs whatever
+ * is still alive if the demo process ends any other way.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import RedisParser from 'redis-parser';
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Tracks a child so it is SIGKILLed if this process exits before stopping it. */
+export function track(proc: ChildProcess): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const p of live) {
+        try {
+          p.kill('SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+    });
+  }
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
+}
+
+/** A loopback port that was free a moment ago (confirmed by binding it). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      if (addr === null || typeof addr === 'string') return reject(new Error('no port'));
+      srv.close(() => resolve(addr.port));
+    });
+  });
+}
+
+/** Polls `check` until it returns a truthy value, at most `timeoutMs`; throws naming `what`. */
+export async function waitUntil<T>(
+  check: () => T | Promise<T>,
+  opts: { timeoutMs: number; intervalMs?: number; what: string; signal?: AbortSignal },
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (opts.signal?.aborted) throw new Error(`stopped while waiting for ${opts.what}`);
+    try {
+      const v = await check();
+      if (v !== undefined && v !== null && v !== false) return v as NonNullable<T>;
+    } catch (err) {
+      lastError = err;
+    }
+    await sleep(opts.intervalMs ?? 50);
+  }
+  const why = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
+  throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what}${why}`);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A server error reply (`-ERR ...`), returned as a value: it is data, not a failure of the client. */
+export class ErrorReply {
+  constructor(readonly message: string) {}
+}
+
+/** RESP encoding of one command (bulk strings). */
+export function encodeCommand(args: readonly string[]): Buffer {
+  let out = `*${args.length}\r\n`;
+  for (const a of args) out += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
+  return Buffer.from(out);
+}
+
+/**
+ * One connection that sends commands pipelined and returns the replies in order. Bounded: every
+ * `pipeline()` call has a deadline; on timeout or a closed socket the pending calls fail.
+ */
+export class RespClient {
+  private readonly waiting: Array<{ resolve: (v: unknown) => void; reject: (e: Error) => void }> = [];
+  private readonly parser = new RedisParser({
+    returnReply: (reply: unknown) => this.waiting.shift()?.resolve(reply),
+    returnError: (err: Error) => this.waiting.shift()?.resolve(new ErrorReply(err.message)),
+    returnFatalError: (err: Error) => this.fail(new Error(`unreadable reply: ${err.message}`)),
+  });
+  private closedError: Error | undefined;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.on('data', (d: Buffer) => this.parser.execute(d));
+    socket.on('error', (e) => this.fail(e));
+    socket.on('close', () => this.fail(new Error('connection closed')));
+  }
+
+  static connect(host: string, port: number, timeoutMs = 3000): Promise<RespClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, host);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        socket.setNoDelay(true);
+        resolve(new RespClient(socket));
+      });
+    });
+  }
+
+  private fail(err: Error): void {
+    this.closedError ??= err;
+    for (const w of this.waiting.splice(0)) w.reject(err);
+    this.socket.destroy();
+  }
+
+  /** Sends every command in one write; resolves with the replies in order. */
+  async pipeline(commands: ReadonlyArray<readonly string[]>, timeoutMs = 10_000): Promise<unknown[]> {
+    if (this.closedError) throw this.closedError;
+    const replies = commands.map(() => new Promise<unknown>((resolve, reject) => this.waiting.push({ resolve, reject })));
+    this.socket.write(Buffer.concat(commands.map(encodeCommand)));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new Error(`no reply to ${commands.length} pipelined commands within ${timeoutMs} ms`);
+        this.fail(err);
+        reject(err);
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([Promise.all(replies), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async call(...args: string[]): Promise<unknown> {
+    const [reply] = await this.pipeline([args]);
+    return reply;
+  }
+
+  close(): void {
+    this.fail(new Error('client closed'));
+  }
+}
+
+/** One command on a fresh connection, for occasional calls (INFO, PING, REPLICAOF). */
+export async function callOnce(host: string, port: number, args: string[], timeoutMs = 3000): Promise<unknown> {
+  const c = await RespClient.connect(host, port, timeoutMs);
+  try {
+    const [reply] = await c.pipeline([args], timeoutMs);
+    return reply;
+  } finally {
+    c.close();
+  }
+}
+
+export interface RedisProcessOptions {
+  replicaOf?: { host: string; port: number };
+  /** A fixed port; default: a free loopback port. */
+  port?: number;
+}
+
+/** One redis-server child process. */
+export class RedisProcess {
+  readonly host = '127.0.0.1';
+  private output = '';
+  private paused = false;
+  private readonly exited: Promise<void>;
+
+  private constructor(
+    readonly port: number,
+    readonly dir: string,
+    readonly proc: ChildProcess,
+  ) {
+    const keep = (d: Buffer) => {
+      this.output = (this.output + d.toString()).slice(-8_000);
+    };
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    this.exited = new Promise((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) resolve();
+      else proc.once('exit', () => resolve());
+    });
+  }
+
+  get address(): string {
+    return `${this.host}:${this.port}`;
+  }
+
+  /** The server's recent output, for error messages. */
+  get log(): string {
+    return this.output;
+  }
+
+  get running(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Starts redis-server and waits (at most 10 s) until it answers PING. Retries on a port race. */
+  static async start(opts: RedisProcessOptions = {}): Promise<RedisProcess> {
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < (opts.port !== undefined ? 1 : 4); attempt++) {
+      const port = opts.port ?? (await freePort());
+      const dir = mkdtempSync(join(tmpdir(), 'pika-sidecar-demo-redis-'));
+      const args = [
+        '--port', String(port),
+        '--bind', '127.0.0.1',
+        '--dir', dir,
+        '--save', '',
+        '--appendonly', 'no',
+        '--daemonize', 'no',
+        '--protected-mode', 'no',
+        '--logfile', '',
+        '--loglevel', 'warning',
+        // A replica's first sync starts at once (Redis 7 waits 5 s for more replicas by default).
+        '--repl-diskless-sync-delay', '0',
+      ];
+      if (opts.replicaOf) args.push('--replicaof', opts.replicaOf.host, String(opts.replicaOf.port));
+      const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      track(proc);
+      const srv = new RedisProcess(port, dir, proc);
+      const spawnFailed = new Promise<never>((_, reject) =>
+        proc.once('error', (e: NodeJS.ErrnoException) =>
+          reject(e.code === 'ENOENT' ? new Error('redis-server is not installed; `make deps` installs it (apt-get install redis-server)') : e),
+        ),
+      );
+      spawnFailed.catch(() => undefined);
+      try {
+        await Promise.race([
+          spawnFailed,
+          waitUntil(
+            async () => {
+              if (!srv.running) throw new Error('redis-server exited');
+              return (await callOnce(srv.host, port, ['PING'], 1000)) === 'PONG';
+            },
+            { timeoutMs: 10_000, what: `redis-server on port ${port}` },
+          ),
+        ]);
+        return srv;
+      } catch (err) {
+        lastErr = new Error(`${(err as Error).message}${srv.output ? `\n${srv.output}` : ''}`);
+        await srv.stop();
+        if ((err as Error).message.includes('not installed')) break;
+      }
+    }
+    throw lastErr;
+  }
+
+  /** `INFO <section>` as text. */
+  async info(section = 'replication'): Promise<string> {
+    const r = await callOnce(this.host, this.port, ['INFO', section]);
+    if (typeof r !== 'string') throw new Error(`INFO ${section}: unexpected reply`);
+    return r;
+  }
+
+  /** Waits until this replica's link to its master is up (bounded). */
+  async waitForLinkUp(timeoutMs = 15_000): Promise<void> {
+    await waitUntil(async () => (await this.info('replication')).includes('master_link_status:up'), {
+      timeoutMs,
+      what: `replica ${this.address} to sync with its master`,
+    });
+  }
+
+  /** Real lag: the process stops executing (SIGSTOP) until resume(). */
+  pause(): void {
+    if (!this.running) return;
+    this.paused = true;
+    this.proc.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.running) this.proc.kill('SIGCONT');
+  }
+
+  /** SIGTERM (resuming a paused process first), SIGKILL after 3 s; then the temp directory goes. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.running) {
+      this.resume();
+      this.proc.kill('SIGTERM');
+      const t = setTimeout(() => this.proc.kill('SIGKILL'), 3000);
+      await this.exited;
+      clearTimeout(t);
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

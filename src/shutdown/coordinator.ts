@@ -1,0 +1,183 @@
+/**
+ * The shutdown coordinator: one shutdown per process, joined by every trigger (signal, HTTP, gate,
+ * trigger file), run as the ordered phase list by the PhaseRunner, ending in a report and an exit
+ * code. Only a second *signal* forces; an HTTP or file trigger followed by SIGTERM is one shutdown.
+ *
+ * State (the `shutdown_phase` gauge, /status `phase`, log field): running → intercept → drain →
+ * close_clients → replication_sync → release → drained (the stop gate is open: the backend may
+ * stop) → exited.
+ *
+ * Exit codes: 0 every phase completed (or skipped); 2 a phase timed out or failed — data may be at
+ * risk, the report says which; 3 forced by a second signal. (1 is for start-up, in cli.ts.)
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { PhaseName, ShutdownState } from '../observability/names.js';
+import { PhaseRunner, type Clock, type Phase, type PhaseRecord, realClock } from './phase-runner.js';
+
+export const EXIT_OK = 0;
+export const EXIT_CONFIG = 1;
+export const EXIT_PHASE_FAILED = 2;
+export const EXIT_FORCED = 3;
+
+export interface ShutdownReport {
+  reason: string;
+  startedAt: string;
+  durationMs: number;
+  phases: PhaseRecord[];
+  forced: boolean;
+  exitCode: number;
+  [extra: string]: unknown;
+}
+
+export interface CoordinatorOptions {
+  logger: Logger;
+  metrics: Metrics;
+  deadlineMs: number;
+  /** Built when the shutdown starts (phases read live state). */
+  phases: () => Phase[];
+  openState: () => Record<string, unknown>;
+  /** Extra report fields (sessions closed, abandoned, replicas), read after release. */
+  reportExtras: () => Record<string, unknown>;
+  clock?: Clock;
+}
+
+export class ShutdownCoordinator extends EventEmitter {
+  private current: ShutdownState = 'running';
+  private running: Promise<ShutdownReport> | undefined;
+  private signals = 0;
+  private reason: string | undefined;
+  private startedAtMs = 0;
+  private deadlineAt = 0;
+  private readonly runner: PhaseRunner;
+  private readonly log: Logger;
+  private drainedWaiters: Array<(r: 'drained' | 'deadline') => void> = [];
+  private drainedFlag = false;
+  private deadlineTimer: { clear(): void } | undefined;
+  private resolveFinished!: (r: ShutdownReport) => void;
+  /** Resolves with the report once a shutdown, whatever started it, has run to its end. */
+  readonly finished: Promise<ShutdownReport> = new Promise((r) => {
+    this.resolveFinished = r;
+  });
+
+  constructor(private readonly opts: CoordinatorOptions) {
+    super();
+    this.log = opts.logger.child({ component: 'shutdown' });
+    this.runner = new PhaseRunner({
+      logger: this.log,
+      metrics: opts.metrics,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      openState: opts.openState,
+      onPhase: (p: PhaseName) => this.setState(p),
+    });
+    this.runner.setState('running');
+  }
+
+  private get clock(): Clock {
+    return this.opts.clock ?? realClock;
+  }
+
+  get state(): ShutdownState {
+    return this.current;
+  }
+
+  get isShuttingDown(): boolean {
+    return this.running !== undefined;
+  }
+
+  get records(): readonly PhaseRecord[] {
+    return this.runner.records;
+  }
+
+  get shutdownReason(): string | undefined {
+    return this.reason;
+  }
+
+  get startedAt(): number {
+    return this.startedAtMs;
+  }
+
+  private setState(to: ShutdownState): void {
+    const from = this.current;
+    if (from === to) return;
+    this.current = to;
+    this.runner.setState(to);
+    this.log.debug({ from, to }, 'shutdown state changed');
+    this.emit('state', to, from);
+  }
+
+  /** A termination signal: the first starts (or joins) the shutdown, the second forces it. */
+  onSignal(signal: string): Promise<ShutdownReport> {
+    this.signals++;
+    if (this.signals >= 2) {
+      this.force(signal);
+      return this.running ?? this.start(signal);
+    }
+    if (this.running) this.log.info({ signal, reason: this.reason }, 'signal joins the shutdown already under way');
+    return this.start(signal);
+  }
+
+  /** Starts the shutdown, or returns the one under way. Idempotent. */
+  start(reason: string): Promise<ShutdownReport> {
+    if (this.running) return this.running;
+    this.reason = reason;
+    this.startedAtMs = this.clock.now();
+    this.deadlineAt = this.startedAtMs + this.opts.deadlineMs;
+    this.opts.metrics.shutdownStartedTimestampSeconds.set(this.startedAtMs / 1000);
+    this.log.info({ reason, deadlineMs: this.opts.deadlineMs }, `shutdown started by ${reason}`);
+    this.deadlineTimer = this.clock.setTimeout(() => this.resolveDrained('deadline'), this.opts.deadlineMs);
+    this.running = this.run();
+    return this.running;
+  }
+
+  /** Second signal: the current phase aborts; the rest run without waiting. */
+  force(source: string): void {
+    if (this.runner.forced) return;
+    this.log.warn({ source, state: this.current }, 'second signal: forcing the shutdown; remaining phases run without waiting');
+    this.runner.force();
+  }
+
+  /** The stop gate opened (called from release): the backend may stop now. */
+  markDrained(): void {
+    if (this.drainedFlag) return;
+    this.drainedFlag = true;
+    this.setState('drained');
+    this.resolveDrained('drained');
+  }
+
+  /** For the stop gate and `POST /drain?wait=true`. */
+  whenDrained(): Promise<'drained' | 'deadline'> {
+    if (this.drainedFlag) return Promise.resolve('drained');
+    if (this.running && this.clock.now() >= this.deadlineAt) return Promise.resolve('deadline');
+    return new Promise((resolve) => this.drainedWaiters.push(resolve));
+  }
+
+  private resolveDrained(r: 'drained' | 'deadline'): void {
+    for (const w of this.drainedWaiters.splice(0)) w(r);
+  }
+
+  private async run(): Promise<ShutdownReport> {
+    const phases = this.opts.phases();
+    const records = await this.runner.runAll(phases, this.deadlineAt);
+    this.deadlineTimer?.clear();
+    this.resolveDrained(this.drainedFlag ? 'drained' : 'deadline');
+    const forced = this.runner.forced;
+    const bad = records.some((r) => r.outcome === 'timed_out' || r.outcome === 'failed');
+    const exitCode = forced ? EXIT_FORCED : bad ? EXIT_PHASE_FAILED : EXIT_OK;
+    this.setState('exited');
+    const report: ShutdownReport = {
+      reason: this.reason ?? 'unknown',
+      startedAt: new Date(this.startedAtMs).toISOString(),
+      durationMs: this.clock.now() - this.startedAtMs,
+      phases: records,
+      forced,
+      exitCode,
+      ...this.opts.reportExtras(),
+    };
+    const level = exitCode === EXIT_OK ? 'info' : 'error';
+    this.resolveFinished(report);
+    this.log[level]({ report }, exitCode === EXIT_OK ? 'shutdown complete; every phase completed' : forced ? 'shutdown forced by a second signal' : 'shutdown finished with phases that timed out or failed; data may be at risk');
+    return report;
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * Real redis-server processes for tests, on free loopback ports, each in its own temp directory.
+ * Every process started here is killed when the test process exits, whatever happens.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import { freePort } from './ports.js';
+import { waitFor } from './wait.js';
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) {
+    try {
+      p.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
+export interface RedisServerOptions {
+  password?: string;
+  /** Extra config directives, e.g. ['repl-diskless-sync', 'no']. Pairs: name, value, name, value... */
+  config?: string[];
+  replicaOf?: { host: string; port: number };
+}
+
+export class RedisServer {
+  readonly host = '127.0.0.1';
+  readonly port: number;
+  readonly dir: string;
+  readonly proc: ChildProcess;
+  private output = '';
+  private exited: Promise<number | null>;
+  private paused = false;
+
+  private constructor(port: number, dir: string, proc: ChildProcess) {
+    this.port = port;
+    this.dir = dir;
+    this.proc = proc;
+    proc.stdout?.on('data', (d: Buffer) => {
+      this.output = (this.output + d.toString()).slice(-20_000);
+    });
+    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+  }
+
+  static async start(opts: RedisServerOptions = {}): Promise<RedisServer> {
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const port = await freePort();
+      const dir = mkdtempSync(join(tmpdir(), 'pika-sidecar-redis-'));
+      const args = [
+        '--port', String(port),
+        '--bind', '127.0.0.1',
+        '--dir', dir,
+        '--save', '',
+        '--appendonly', 'no',
+        '--daemonize', 'no',
+        '--protected-mode', 'no',
+        '--logfile', '',
+        '--loglevel', 'notice',
+      ];
+      if (opts.password !== undefined) args.push('--requirepass', opts.password, '--masterauth', opts.password);
+      if (opts.replicaOf) args.push('--replicaof', opts.replicaOf.host, String(opts.replicaOf.port));
+      if (opts.config) for (let i = 0; i + 1 < opts.config.length; i += 2) args.push(`--${opts.config[i]}`, opts.config[i + 1]!);
+      const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      live.add(proc);
+      proc.once('exit', () => live.delete(proc));
+      const srv = new RedisServer(port, dir, proc);
+      try {
+        await waitFor(async () => (proc.exitCode !== null ? Promise.reject(new Error('exited')) : srv.ping(opts.password)), {
+          timeoutMs: 10_000,
+          what: `redis-server on port ${port}`,
+        });
+        return srv;
+      } catch (err) {
+        lastErr = new Error(`${(err as Error).message}\n${srv.output}`);
+        await srv.stop();
+      }
+    }
+    throw lastErr;
+  }
+
+  /** Sends one inline command on a fresh connection and returns the raw reply text. */
+  async raw(command: string, password?: string, timeoutMs = 5000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect(this.port, this.host);
+      let buf = '';
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`no reply to '${command.split(' ')[0]}' within ${timeoutMs} ms`));
+      }, timeoutMs);
+      sock.on('connect', () => {
+        if (password !== undefined) sock.write(`AUTH ${password}\r\n`);
+        sock.write(`${command}\r\n`);
+      });
+      sock.on('data', (d) => {
+        buf += d.toString('latin1');
+        const body = password !== undefined ? buf.replace(/^\+OK\r\n/, '') : buf;
+        if (replyComplete(body)) {
+          clearTimeout(timer);
+          sock.destroy();
+          resolve(body);
+        }
+      });
+      sock.on('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+  }
+
+  async ping(password?: string): Promise<boolean> {
+    const r = await this.raw('PING', password, 1000);
+    return r.startsWith('+PONG');
+  }
+
+  /** `INFO <section>` as text. */
+  async info(section = 'replication', password?: string): Promise<string> {
+    const r = await this.raw(`INFO ${section}`, password);
+    return r.slice(r.indexOf('\r\n') + 2);
+  }
+
+  /** Real lag: the process stops executing (SIGSTOP) until resume(). */
+  pause(): void {
+    this.paused = true;
+    this.proc.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.proc.kill('SIGCONT');
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  get log(): string {
+    return this.output;
+  }
+
+  /** SIGKILL, immediately (works on a paused process too). */
+  async kill(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+    await this.exited;
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      if (this.paused) this.resume();
+      this.proc.kill('SIGTERM');
+      const t = setTimeout(() => this.proc.kill('SIGKILL'), 3000);
+      await this.exited;
+      clearTimeout(t);
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** True when `s` holds one complete RESP2 reply (enough for the harness's simple commands). */
+function replyComplete(s: string): boolean {
+  if (s.length < 3 || !s.includes('\r\n')) return false;
+  const t = s[0];
+  if (t === '+' || t === '-' || t === ':') return true;
+  if (t === '$') {
+    const nl = s.indexOf('\r\n');
+    const len = Number(s.slice(1, nl));
+    return len < 0 || Buffer.byteLength(s, 'latin1') >= nl + 2 + len + 2;
+  }
+  return true;
+}
+
+/** Starts a master and `n` replicas of it, and waits until every replica's link is up. */
+export async function startReplicationGroup(n: number, opts: RedisServerOptions = {}): Promise<{ master: RedisServer; replicas: RedisServer[] }> {
+  const master = await RedisServer.start(opts);
+  const replicas: RedisServer[] = [];
+  for (let i = 0; i < n; i++) replicas.push(await RedisServer.start({ ...opts, replicaOf: { host: master.host, port: master.port } }));
+  await waitFor(async () => {
+    for (const r of replicas) if (!(await r.info('replication', opts.password)).includes('master_link_status:up')) return false;
+    return true;
+  }, { timeoutMs: 15_000, what: 'replicas in sync' });
+  return { master, replicas };
+}
+
+export function redisVersion(): string {
+  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  return /v=(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
+}
