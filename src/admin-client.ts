@@ -81,7 +81,6 @@ export function adminRequest(req: AdminRequest): Promise<AdminResponse> {
 
   return new Promise((resolve, reject) => {
     let settled = false;
-    let timer: NodeJS.Timeout | undefined;
     const finish = (err: AdminClientError | undefined, res?: AdminResponse): void => {
       if (settled) return;
       settled = true;
@@ -108,7 +107,8 @@ export function adminRequest(req: AdminRequest): Promise<AdminResponse> {
       res.on('error', (err) => finish(unreachable(where, err)));
     });
     request.on('error', (err) => finish(unreachable(where, err)));
-    timer = setTimeout(() => {
+    // Declared after `finish`, which only runs from callbacks, never before this line.
+    const timer = setTimeout(() => {
       const took = formatDuration(req.timeoutMs);
       finish(new AdminClientError('ERR_ADMIN_TIMEOUT', `no answer from the sidecar admin API at ${where} within ${took}`));
     }, req.timeoutMs);
@@ -170,11 +170,11 @@ export function drainVerdict(res: AdminResponse, baseUrl: URL): DrainVerdict {
   }
 }
 
+/** The phase in a /drain answer: `{ status: { phase } }`, or `{ phase }` at the top. */
 function phaseOf(body: string): string | undefined {
   try {
     const parsed: unknown = JSON.parse(body);
-    const phase = isRecord(parsed) ? parsed['phase'] : undefined;
-    return typeof phase === 'string' ? phase : undefined;
+    return statusPhase(field(parsed, 'status')) ?? statusPhase(parsed);
   } catch {
     return undefined;
   }

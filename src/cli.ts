@@ -97,7 +97,7 @@ async function runCommand(argv: Record<string, unknown>): Promise<number> {
   try {
     loaded = loadConfig({ argv, env: process.env });
   } catch (err) {
-    write(process.stderr, message(err));
+    write(process.stderr, isSidecarError(err, 'ERR_CONFIG') ? err.message : `pika-sidecar: ${message(err)}`);
     return 1;
   }
   try {
@@ -298,9 +298,10 @@ async function main(): Promise<number> {
       (y) =>
         y
           .options({
-            watch: { type: 'boolean', describe: 'refresh until the sidecar exits', default: false },
+            // No `default` on watch/json: yargs counts a default as given when checking conflicts.
+            watch: { type: 'boolean', describe: 'refresh until the sidecar exits', defaultDescription: 'false' },
             interval: { type: 'string', describe: 'refresh interval with --watch', default: '1s' },
-            json: { type: 'boolean', describe: 'print the raw JSON once', default: false },
+            json: { type: 'boolean', describe: 'print the raw JSON once', defaultDescription: 'false' },
             ...ADMIN_OPTIONS,
           })
           .conflicts('json', 'watch'),

@@ -158,15 +158,21 @@ export class BackendPool {
     this.closing = (async () => {
       await this.pool.drain();
       await this.pool.clear();
+      if (this.state === 'closed') return; // destroyed meanwhile: it already said so
       this.state = 'closed';
       this.log.info('backend pool closed');
     })();
     return this.closing;
   }
 
-  /** Like close(), without waiting for connects under way (they are destroyed as they finish). */
+  /**
+   * Like close(), without waiting: closed from now on; warm connections and connects under way are
+   * destroyed as generic-pool gets to them. Idempotent.
+   */
   destroy(): void {
     if (this.state === 'closed') return;
     void this.close().catch(() => undefined);
+    this.state = 'closed';
+    this.log.info('backend pool destroyed');
   }
 }

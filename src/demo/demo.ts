@@ -188,7 +188,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
         events.push({ atMs: Date.now() - sigtermAt, kind: 'event', what: 'replica resumed (SIGCONT)' });
       }
       // The sidecar is gone, so every load connection ends now if it has not already.
-      await guard(Promise.race([load.finished, sleep(2000)]));
+      await guard(Promise.race([load.finished, sleep(2000, undefined, { ref: false })]));
       load.stopSending();
       phaseWatch.stop(sidecar.running ? 'unknown' : 'exited');
       ticker?.stop();
@@ -197,6 +197,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
       summary.load = { ...stats, acknowledgedAfterSigterm: stats.acknowledged - ackedAtSigterm };
       const report = findReport(sidecar.lines);
       summary.sidecar = { exitCode: exit.code, signal: exit.signal, killed: exit.killed, report };
+      const abandoned = num(report?.['commandsAbandoned']);
+      const exitEvent = events.find((e) => e.what.startsWith('sidecar exited'));
+      if (exitEvent && abandoned !== undefined) exitEvent.what += ` (${fmt(abandoned)} commands abandoned)`;
       summary.timeline = buildTimeline(sidecar.lines, report, sigtermAt, summary.load.acknowledgedAfterSigterm).concat(events).sort((a, b) => a.atMs - b.atMs);
       if (!json) {
         out(
@@ -428,7 +431,7 @@ function describePhase(r: PhaseRecordLike, report: Record<string, unknown> | nul
   switch (r.phase) {
     case 'intercept': {
       const ms = num(d['announceDelayMs']);
-      return `readiness 503; kept serving${ms !== undefined ? ` ${ms / 1000} s` : ''} (${fmt(ackedInIntercept)} more writes acknowledged); closed the listener`;
+      return `readiness 503; kept serving${ms !== undefined ? ` ${ms / 1000} s` : ''} (${fmt(ackedInIntercept)} writes acknowledged after SIGTERM); closed the listener`;
     }
     case 'drain': {
       const sessions = num(d['sessionsAtStart']) ?? num(d['sessions']);

@@ -126,7 +126,8 @@ export class SidecarProcess {
   async waitForExit(timeoutMs: number): Promise<SidecarExit & { killed: boolean }> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), timeoutMs);
+      // Unref'd: the child's own handle keeps the loop alive while it runs.
+      timer = setTimeout(() => resolve('late'), timeoutMs).unref();
     });
     const first = await Promise.race([this.exited, late]);
     clearTimeout(timer);

@@ -95,7 +95,7 @@ export class Session extends EventEmitter {
   private protocolError: string | undefined;
 
   // Reply side.
-  private readonly replies = new ReplyScanner();
+  private readonly replies: ReplyScanner;
   private closeAtReplyBoundary = false;
   private closeWhenIdle = false;
   private pendingReason: CloseReason | undefined;
@@ -112,6 +112,9 @@ export class Session extends EventEmitter {
     super();
     this.remote = `${client.remoteAddress ?? '?'}:${client.remotePort ?? 0}`;
     this.requests = new RequestScanner(ctx.table, ctx.limits);
+    // MONITOR lines hold whole commands and Lua can return long status lines: the backend is
+    // trusted, so a reply line may be as long as the longest command a client may send.
+    this.replies = new ReplyScanner({ maxLineBytes: 4 * ctx.limits.maxBulkBytes + 65536 });
 
     client.on('data', this.onClientData);
     backend.on('data', this.onBackendData);
@@ -201,8 +204,9 @@ export class Session extends EventEmitter {
     let fwdStart = 0; // start of the range not yet forwarded
     let pos = 0;
     try {
-      // An EV_NAME at the very end of the chunk may have its EV_END at the same position.
-      while (pos < chunk.length || this.nameSeen) {
+      // Until NEED_MORE, not until the chunk's end: an EV_NAME at the very end of the chunk may
+      // have its EV_END at the same position.
+      for (;;) {
         const at = scanner.next(chunk, pos);
         if (at === NEED_MORE) break;
         if (scanner.event === EV_NAME) {
@@ -513,6 +517,9 @@ export class Session extends EventEmitter {
     this.detach();
     if (this.protocolError !== undefined) this.client.write(sidecarErrorReply(this.protocolError));
     this.client.end();
+    // Read (and discard: no data listener is attached) until the client's FIN, so 'close' comes
+    // as soon as the client has its last bytes; a paused socket would never see the FIN.
+    this.client.resume();
     this.backend.destroy();
     // A client that never reads its replies must not hold the session open.
     const timer = setTimeout(() => this.client.destroy(), CLIENT_FLUSH_TIMEOUT_MS);

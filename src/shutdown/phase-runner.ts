@@ -151,7 +151,8 @@ export class PhaseRunner {
     if (Object.keys(detail).length > 0) record.detail = detail;
     metrics.shutdownPhaseDurationSeconds.set({ phase: phase.name }, durationMs / 1000);
     metrics.shutdownPhaseOutcomesTotal.inc({ phase: phase.name, outcome });
-    const line = { phase: phase.name, outcome, durationMs, open: this.opts.openState(), ...(record.detail ? { detail: record.detail } : {}) };
+    // `phase` comes from the child logger's bindings.
+    const line = { outcome, durationMs, open: this.opts.openState(), ...(record.detail ? { detail: record.detail } : {}) };
     if (outcome === 'completed' || outcome === 'skipped') log.info(line, `phase ${phase.name} ${outcome}`);
     else if (outcome === 'forced') log.warn(line, `phase ${phase.name} forced by a second signal`);
     else log.error(line, `phase ${phase.name} ${outcome === 'timed_out' ? 'timed out' : 'failed'}; data may be at risk`);

@@ -764,7 +764,7 @@ function renderCpuTable(samples: Sample[], settings: BenchSettings): string {
   ].join('\n\n');
 }
 
-function renderReport(settings: BenchSettings, samples: Sample[], idle: IdleResult | undefined, elapsedS: number): string {
+function renderReport(settings: BenchSettings, samples: Sample[], idle: IdleResult | undefined, elapsedS: number, loadAtStart: number): string {
   const cpu = os.cpus();
   const summaries = summarize(samples, settings);
   const checks = checkTargets(samples, settings);
@@ -774,7 +774,9 @@ function renderReport(settings: BenchSettings, samples: Sample[], idle: IdleResu
     `redis-benchmark against redis-server ${redisVersion()} on 127.0.0.1; Node ${process.version}; ` +
       `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'} (shared by redis-server, the proxy and redis-benchmark). ` +
       `${settings.rounds} interleaved rounds (in each round every target runs each workload once, order rotated per round), ` +
-      `after one unrecorded warm-up run per target. Bench took ${elapsedS.toFixed(0)} s. Command lines:`,
+      `after one unrecorded warm-up run per target. Bench took ${elapsedS.toFixed(0)} s; ` +
+      `1-minute load average ${loadAtStart.toFixed(1)} before it started and ${(os.loadavg()[0] ?? 0).toFixed(1)} at the end ` +
+      `(the bench itself adds about 2-3; more means other work competed with it: read the spread and the A/A run). Command lines:`,
   );
   parts.push(commandLines(settings));
   parts.push(
@@ -860,6 +862,7 @@ function renderReport(settings: BenchSettings, samples: Sample[], idle: IdleResu
 
 async function main(): Promise<void> {
   const started = Date.now();
+  const loadAtStart = os.loadavg()[0] ?? 0;
   installCleanupHandlers();
   const settings = readSettings(process.env);
   log(`targets ${settings.targets.join(', ')}; ${settings.rounds} rounds; request scale ${settings.scale}`);
@@ -881,7 +884,7 @@ async function main(): Promise<void> {
     let idle: IdleResult | undefined;
     if (settings.targets.includes('sidecar') && settings.idleSessions > 0) idle = await measureIdleSessions(redis, settings);
 
-    const report = renderReport(settings, samples, idle, (Date.now() - started) / 1000);
+    const report = renderReport(settings, samples, idle, (Date.now() - started) / 1000, loadAtStart);
     process.stdout.write(`\n${report}`);
     mkdirSync(dirname(RESULTS_MD), { recursive: true });
     writeFileSync(RESULTS_MD, report);

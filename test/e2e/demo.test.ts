@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../support/wait.js';
+import { RedisServer } from '../support/redis-server.js';
+import { demoKey, demoValue, verifyWrites } from '../../src/demo/load.js';
 
 // dist/test/e2e/demo.test.js -> dist/src/demo/demo.js
 const DEMO = fileURLToPath(new URL('../../src/demo/demo.js', import.meta.url));
@@ -118,7 +120,7 @@ describe('make demo', () => {
     for (const pid of summary.pids) assert.equal(alive(pid), false, `process ${pid} left behind`);
   });
 
-  test('Ctrl-C during the load stops every process the demo started and exits 130', async (t) => {
+  test('Ctrl-C while the demo runs stops every process it started and exits 130', async (t) => {
     const demo = startDemo();
     t.after(() => {
       if (demo.proc.exitCode === null) demo.proc.kill('SIGKILL');
@@ -136,5 +138,29 @@ describe('make demo', () => {
     const summary = JSON.parse(demo.stdout()) as Summary;
     assert.match(summary.error ?? '', /interrupted/);
     for (const c of children) assert.equal(alive(c), false, `process ${c} left behind`);
+  });
+
+  test("the verdict counts a lost acknowledged write, a wrong value and an unanswered write that ran", async (t) => {
+    const replica = await RedisServer.start();
+    t.after(() => replica.stop());
+    const master = await RedisServer.start();
+    t.after(() => master.stop());
+    const bytes = 32;
+    // Connection 0 sent 14 SETs and got 10 replies (seq 4 an error): 0-9 answered, 10-13 unanswered.
+    const ledger = [{ conn: 0, sent: 14, replies: 10, errorSeqs: [4] }];
+    const onReplica: string[] = [];
+    for (let seq = 0; seq < 10; seq++) {
+      if (seq === 5 || seq === 4) continue; // 5 lost; 4 was an error reply (not checked)
+      onReplica.push(`SET ${demoKey(0, seq)} ${seq === 7 ? 'not-the-value' : demoValue(0, seq, bytes)}`);
+    }
+    for (const cmd of onReplica) assert.match(await replica.raw(cmd), /^\+OK/);
+    // seq 12 never got a reply, yet it ran on the master.
+    assert.match(await master.raw(`SET ${demoKey(0, 12)} ${demoValue(0, 12, bytes)}`), /^\+OK/);
+
+    const v = await verifyWrites(ledger, { replica, master }, bytes);
+    assert.deepEqual(
+      { ...v },
+      { acknowledged: 9, unanswered: 4, errorReplies: 1, missingOnReplica: 1, wrongValueOnReplica: 1, phantomExecutions: 1, pass: false },
+    );
   });
 });

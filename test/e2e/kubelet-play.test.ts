@@ -35,6 +35,7 @@ import {
   terminatePod,
   type LocalProcess,
   type TerminationResult,
+  type TimelineEvent,
   type Variant,
 } from '../support/kubelet.js';
 import { DRAINED_FILE } from '../../src/shutdown/trigger-file.js';
@@ -43,7 +44,9 @@ import { DRAINED_FILE } from '../../src/shutdown/trigger-file.js';
 const TEST_ARGS = ['--announce-delay', '300ms'];
 const LOAD_CONNECTIONS = 8;
 const LOAD_WINDOW = 8;
-const ACKED_BEFORE_DELETION = 1000;
+const ACKED_BEFORE_PAUSE = 1000;
+/** Writes acknowledged while the replica is stopped: the lag the gate must wait out. */
+const ACKED_WHILE_PAUSED = 1000;
 
 // ---- write load: pipelined SETs, replies counted in order ----
 
@@ -171,6 +174,25 @@ function httpGet(port: number, path: string): Promise<number> {
   });
 }
 
+async function shutdownState(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/status', agent: false, timeout: 1000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => {
+        try {
+          resolve(String((JSON.parse(body) as { phase?: unknown }).phase));
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('status timed out')));
+    req.on('error', reject);
+  });
+}
+
 function argAfter(args: readonly string[], flag: string): string {
   const i = args.indexOf(flag);
   const value = i < 0 ? undefined : args[i + 1];
@@ -243,9 +265,27 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
 
   const load = await WriteLoad.start(pod.localPort(dep.namedPort(SIDECAR_CONTAINER, 'client')));
   t.after(() => load.stop());
-  await waitFor(() => load.acked >= ACKED_BEFORE_DELETION, { timeoutMs: 15_000, what: `${ACKED_BEFORE_DELETION} acknowledged writes` });
+  await waitFor(() => load.acked >= ACKED_BEFORE_PAUSE, { timeoutMs: 15_000, what: `${ACKED_BEFORE_PAUSE} acknowledged writes` });
 
-  const result = await terminatePod(pod, { gracePeriodSeconds: grace, ...(scenario.sigtermOrder ? { sigtermOrder: scenario.sigtermOrder } : {}) });
+  // Real lag: the replica stops executing while writes go on, and resumes only once the sidecar
+  // is in replication_sync, with the backend's gate still closed.
+  replica.pause();
+  await waitFor(() => load.acked >= ACKED_BEFORE_PAUSE + ACKED_WHILE_PAUSED, { timeoutMs: 15_000, what: 'writes while the replica is paused' });
+  const events: TimelineEvent[] = [];
+  const terminating = terminatePod(pod, {
+    gracePeriodSeconds: grace,
+    ...(scenario.sigtermOrder ? { sigtermOrder: scenario.sigtermOrder } : {}),
+    onEvent: (e) => events.push(e),
+  });
+  terminating.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
+  const adminPort = pod.localPort(dep.namedPort(SIDECAR_CONTAINER, 'admin'));
+  await waitFor(async () => (await shutdownState(adminPort)) === 'replication_sync', { timeoutMs: 20_000, what: 'the sidecar in replication_sync' });
+  const early = events.filter((e) => e.container === BACKEND_CONTAINER && e.event !== 'preStop:start');
+  assert.deepEqual(early, [], 'the backend was held (its gate closed, no signal) while its replica lagged');
+  assert.ok(pod.process(BACKEND_CONTAINER).running, 'the backend still runs while its replica lags');
+  const resumedAt = Date.now();
+  replica.resume();
+  const result = await terminating;
   const why = explain(result, sidecar);
   t.diagnostic(`${load.acked} writes acknowledged of ${load.sent} sent\n${formatTimeline(result.timeline)}`);
   await waitFor(() => load.connections.every((c) => c.isClosed), { timeoutMs: 10_000, what: 'every client connection to close' });
@@ -263,6 +303,7 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
     const triggerDir = pod.mapText(SIDECAR_CONTAINER, argAfter(sidecarSpec.args ?? [], '--trigger-dir'));
     assert.ok(existsSync(join(triggerDir, DRAINED_FILE)), `the sidecar wrote ${DRAINED_FILE} in the shared volume${why}`);
   }
+  assert.ok(gate.endedAt >= resumedAt, `the gate opened only after the lagging replica resumed${why}`);
   assert.ok(backend.runningAfterHook, `the backend was still running when its gate opened${why}`);
   assert.ok(backend.sigtermAt !== undefined && backend.sigtermAt >= gate.endedAt, `the backend got SIGTERM only after its gate returned${why}`);
   assert.equal(backend.killed, false, `the backend stopped within the grace period${why}`);
@@ -284,7 +325,7 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
 
   // Zero loss, and no write executed that the client was not told about.
   const { missing, keys } = await checkReplica(replica.port, load);
-  assert.ok(load.acked >= ACKED_BEFORE_DELETION, 'the load was acknowledged before the deletion');
+  assert.ok(load.acked >= ACKED_BEFORE_PAUSE + ACKED_WHILE_PAUSED, 'the load was acknowledged before the deletion');
   assert.deepEqual(missing.slice(0, 20), [], `${missing.length} of ${load.acked} acknowledged writes are missing on the replica${why}`);
   assert.equal(keys, load.acked, `the replica holds exactly the ${load.acked} acknowledged writes (${load.sent} sent)${why}`);
   assert.ok(load.connections.some((c) => c.closedByPeer), `the sidecar closed the client connections itself${why}`);

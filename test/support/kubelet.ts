@@ -296,6 +296,40 @@ export class Deployment {
     return found.containerPort;
   }
 
+  /**
+   * The volume behind a path in a container: the mount whose mountPath is the longest prefix of
+   * it, and the rest of the path inside the volume. undefined when no mount covers the path.
+   */
+  volumeAt(containerName: string, path: string): { volume: Volume; mount: VolumeMount; inside: string } | undefined {
+    const mounts = [...(this.container(containerName).container.volumeMounts ?? [])].sort((a, b) => b.mountPath.length - a.mountPath.length);
+    const mount = mounts.find((m) => path === m.mountPath || path.startsWith(`${m.mountPath.replace(/\/$/, '')}/`));
+    if (!mount) return undefined;
+    const volume = this.podSpec.volumes?.find((v) => v.name === mount.name) ?? (this.claimNames.includes(mount.name) ? { name: mount.name } : undefined);
+    if (!volume) throw new Error(`${this.variant}: ${containerName} mounts ${mount.name}, which is neither a pod volume nor a volume claim`);
+    return { volume, mount, inside: path.slice(mount.mountPath.length).replace(/^\//, '') };
+  }
+
+  /** The StatefulSet's volumeClaimTemplates: volumes every pod gets from its own claim. */
+  get claimNames(): string[] {
+    const claims = (this.statefulSet.spec as { volumeClaimTemplates?: Array<{ metadata: { name: string } }> }).volumeClaimTemplates ?? [];
+    return claims.map((c) => c.metadata.name);
+  }
+
+  /** The content of a file a container sees through a ConfigMap or Secret volume. */
+  mountedFile(containerName: string, path: string): string {
+    const at = this.volumeAt(containerName, path);
+    if (!at) throw new Error(`${this.variant}: no volume of ${containerName} holds ${path}`);
+    const source = at.volume.configMap
+      ? { data: this.configMapData(at.volume.configMap.name), items: at.volume.configMap.items }
+      : at.volume.secret
+        ? { data: this.secretData(at.volume.secret.secretName), items: at.volume.secret.items }
+        : undefined;
+    if (!source) throw new Error(`${this.variant}: ${path} is on volume ${at.volume.name}, which has no content in the manifests`);
+    const key = source.items ? source.items.find((i) => i.path === at.inside)?.key : at.inside;
+    if (key === undefined) throw new Error(`${this.variant}: volume ${at.volume.name} has no item at ${at.inside}`);
+    return required(source.data, key, `${path} in ${containerName}`);
+  }
+
   /** The container port with that name (e.g. the sidecar's `admin`). */
   namedPort(containerName: string, portName: string): number {
     return this.resolvePort(containerName, portName);
@@ -481,8 +515,7 @@ export class LocalPod {
       for (const p of c.ports ?? []) if (!ports.has(p.containerPort)) ports.set(p.containerPort, await freePort());
     }
     const volumes = new Map<string, string>();
-    const claims = (deployment.statefulSet.spec as { volumeClaimTemplates?: Array<{ metadata: { name: string } }> }).volumeClaimTemplates ?? [];
-    for (const name of [...(deployment.podSpec.volumes ?? []).map((v) => v.name), ...claims.map((c) => c.metadata.name)]) {
+    for (const name of [...(deployment.podSpec.volumes ?? []).map((v) => v.name), ...deployment.claimNames]) {
       const dir = join(opts.workDir, `volume-${name}`);
       mkdirSync(dir, { recursive: true });
       volumes.set(name, dir);
@@ -709,6 +742,8 @@ export interface TerminationOptions {
    * The kubelet promises no order; a test names one to cover each. Default: as hooks return.
    */
   sigtermOrder?: readonly string[];
+  /** Called with each event as it happens (the result has them all too). */
+  onEvent?: (e: TimelineEvent) => void;
 }
 
 /** The kubelet gives a container at least this long after SIGTERM, even past the grace period. */
@@ -724,7 +759,11 @@ export async function terminatePod(pod: LocalPod, opts: TerminationOptions): Pro
   const gracePeriodMs = opts.gracePeriodSeconds * 1000;
   const deadline = deletedAt + gracePeriodMs;
   const timeline: TimelineEvent[] = [];
-  const record = (container: string, event: TimelineEventName, detail = '') => timeline.push({ at: Date.now() - deletedAt, container, event, detail });
+  const record = (container: string, event: TimelineEventName, detail = '') => {
+    const e = { at: Date.now() - deletedAt, container, event, detail };
+    timeline.push(e);
+    opts.onEvent?.(e);
+  };
   const spec = pod.deployment.podSpec;
   const sidecars = pod.deployment.nativeSidecars.map((c) => c.name).reverse();
   const regular = spec.containers.map((c) => c.name);
