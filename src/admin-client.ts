@@ -226,8 +226,10 @@ export function summarizeStatus(status: unknown): string[] {
   const backend = field(status, 'backend');
   const up = field(backend, 'up');
   lines.push(
-    `backend:   ${text(field(backend, 'address'))} ${up === true ? 'up' : up === false ? 'DOWN' : 'up ?'}, ` +
-      `kind ${text(field(backend, 'kind'))}, role ${text(field(backend, 'role'))}`,
+    isRecord(backend)
+      ? `backend:   ${text(field(backend, 'address'))} ${up === true ? 'up' : up === false ? 'DOWN' : 'up ?'}, ` +
+          `kind ${text(field(backend, 'kind'))}, role ${text(field(backend, 'role'))}`
+      : 'backend:   ?',
   );
 
   const sessions = field(status, 'sessions');

@@ -3,7 +3,8 @@
  * HTTP, gate, trigger file) to the shutdown coordinator, and resolves with the exit code once the
  * shutdown's `release` is done. Only src/cli.ts calls process.exit.
  */
-import { Registry } from 'prom-client';
+import { Pushgateway, Registry } from 'prom-client';
+import os from 'node:os';
 import type { SidecarConfig } from './config/schema.js';
 import { interceptBudgetMs } from './config/schema.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -99,7 +100,6 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
 
   let convergence: ConvergenceOutcome | undefined;
   let triggerFile: TriggerFile | undefined;
-  let admin: AdminServer | undefined;
   const sd = config.shutdown;
 
   const coordinator: ShutdownCoordinator = new ShutdownCoordinator({
@@ -179,14 +179,27 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
       after: ['stop_gate'],
       close: async (signal) => {
         await delay(sd.metricsLingerMs, signal); // returns at once when forced
-        await admin?.close(200);
+        await admin.close(200);
       },
-      destroy: () => admin?.destroy(),
+      destroy: () => admin.destroy(),
     })
-    .add({ name: 'logs', after: ['admin'], close: () => logger.flush(), destroy: () => logger.flush() });
+    .add({
+      // A scrape may miss a shutdown that lasts seconds: push the final state once, if configured.
+      name: 'metrics_push',
+      after: ['admin'],
+      close: async () => {
+        if (sd.pushgatewayUrl === undefined) return;
+        const gateway = new Pushgateway(sd.pushgatewayUrl, { timeout: 1000 }, metrics.registry);
+        await gateway.pushAdd({ jobName: 'pika-sidecar', groupings: { instance: os.hostname() } });
+        log.info({ pushgateway: new URL(sd.pushgatewayUrl).host }, 'pushed the final metrics to the pushgateway');
+      },
+      destroy: () => undefined,
+    })
+    .add({ name: 'logs', after: ['metrics_push'], close: () => logger.flush(), destroy: () => logger.flush() });
   resources.order(); // a cycle or a typo is a start-up error, not a shutdown surprise
 
-  admin = new AdminServer({
+  // Declared after the resource graph that closes it: the graph runs only at shutdown.
+  const admin = new AdminServer({
     ...config.admin,
     token: config.adminToken,
     logger,
