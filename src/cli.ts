@@ -232,14 +232,15 @@ async function demoCommand(): Promise<number> {
 
 // ---- entry point ----
 
-const ADMIN_OPTIONS: Record<string, Options> = {
-  admin: {
-    type: 'string',
-    describe: `admin API of the sidecar: a URL or host:port (env ${ADMIN_ENV}, as the sidecar reads it)`,
-    defaultDescription: DEFAULT_ADMIN_URL,
-  },
-  timeout: { type: 'string', describe: 'give up on an answer after this long', default: '5s' },
+const ADMIN_OPTION: Options = {
+  type: 'string',
+  describe: `admin API of the sidecar: a URL or host:port (env ${ADMIN_ENV}, as the sidecar reads it)`,
+  defaultDescription: DEFAULT_ADMIN_URL,
 };
+
+function timeoutOption(defaultValue: string): Options {
+  return { type: 'string', describe: 'give up on an answer after this long', default: defaultValue };
+}
 
 async function main(): Promise<number> {
   let exitCode = 0;
@@ -248,6 +249,8 @@ async function main(): Promise<number> {
     .usage('$0 [command] [options]\n\nSidecar proxy for Pika and Redis with an ordered, bounded, observable shutdown.')
     .version(packageVersion())
     .strict()
+    // A flag given twice takes its last value, as in most CLIs (a wrapper may append overrides).
+    .parserConfiguration({ 'duplicate-arguments-array': false })
     .exitProcess(false)
     // yargs would run the handler after reporting a usage error; throwing stops it.
     .fail((msg: string | null, err: Error | undefined) => {
@@ -280,13 +283,13 @@ async function main(): Promise<number> {
       (y) =>
         y.options({
           wait: { type: 'boolean', describe: 'answer only when the sidecar has drained', default: false },
-          admin: ADMIN_OPTIONS['admin'] ?? {},
+          admin: ADMIN_OPTION,
           token: {
             type: 'string',
             describe: `bearer token for a sidecar that is not on loopback (env ${TOKEN_ENV} or ${TOKEN_FILE_ENV})`,
             defaultDescription: 'none',
           },
-          timeout: { type: 'string', describe: 'give up on an answer after this long', default: '60s' },
+          timeout: timeoutOption('60s'),
         }),
       async (argv) => {
         exitCode = await drainCommand(argv);
@@ -302,7 +305,8 @@ async function main(): Promise<number> {
             watch: { type: 'boolean', describe: 'refresh until the sidecar exits', defaultDescription: 'false' },
             interval: { type: 'string', describe: 'refresh interval with --watch', default: '1s' },
             json: { type: 'boolean', describe: 'print the raw JSON once', defaultDescription: 'false' },
-            ...ADMIN_OPTIONS,
+            admin: ADMIN_OPTION,
+            timeout: timeoutOption('5s'),
           })
           .conflicts('json', 'watch'),
       async (argv) => {
@@ -319,7 +323,7 @@ async function main(): Promise<number> {
   try {
     await cli.parseAsync();
   } catch (err) {
-    if (err instanceof UsageError || !(err instanceof Error) || err.name === 'YError') {
+    if (err instanceof UsageError || err instanceof AdminClientError || !(err instanceof Error) || err.name === 'YError') {
       write(process.stderr, `pika-sidecar: ${message(err)} (see pika-sidecar --help)`);
     } else {
       write(process.stderr, `pika-sidecar: ${err.stack ?? err.message}`);

@@ -244,15 +244,18 @@ interface Target {
   stop(): Promise<void>;
 }
 
-const CLOCK_TICKS_PER_S = (() => {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const v = Number(r.stdout?.trim());
-  return Number.isInteger(v) && v > 0 ? v : 100;
-})();
+let clockTicksPerSecond: number | undefined;
+function clockTicks(): number {
+  if (clockTicksPerSecond === undefined) {
+    const v = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim());
+    clockTicksPerSecond = Number.isInteger(v) && v > 0 ? v : 100;
+  }
+  return clockTicksPerSecond;
+}
 
 /**
  * User + system CPU seconds a process has used (Linux /proc), or undefined. CPU per request is
- * steadier than req/s on a shared machine: background load steals time but not cycles per request.
+ * steadier than req/s on a shared machine: background load steals time more than cycles per request.
  */
 function cpuSeconds(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
@@ -260,7 +263,7 @@ function cpuSeconds(pid: number | undefined): number | undefined {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after "pid (comm) ": state is field 3, utime 14, stime 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks();
   } catch {
     return undefined;
   }
@@ -291,6 +294,25 @@ function httpGet(port: number, path: string, timeoutMs = 2000): Promise<{ status
   });
 }
 
+/**
+ * Resolves once `ready()` is true; rejects at once if the process exits first (waitFor alone would
+ * retry through that until its deadline), or when the deadline passes.
+ */
+async function whenReady(proc: ChildProcess, ready: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
+  let settled = false;
+  const exitedEarly = new Promise<never>((_resolve, reject) => {
+    proc.once('exit', (code, signal) => {
+      if (!settled) reject(new Error(`${what}: the process exited (code ${code ?? signal}) before it was ready`));
+    });
+  });
+  exitedEarly.catch(() => {}); // observed by the race below; never an unhandled rejection later
+  try {
+    await Promise.race([exitedEarly, waitFor(ready, { timeoutMs, intervalMs: 50, what })]);
+  } finally {
+    settled = true;
+  }
+}
+
 async function startBarePipe(name: 'pipe' | 'pipe2' | 'pipe-data', backendPort: number): Promise<Target> {
   const port = await freePort();
   const mode = name === 'pipe-data' ? 'data' : 'pipe';
@@ -301,10 +323,12 @@ async function startBarePipe(name: 'pipe' | 'pipe2' | 'pipe-data', backendPort: 
     }),
   );
   const err = tail(proc.stderr);
-  await waitFor(() => (proc.exitCode !== null ? Promise.reject(new Error(`exited: ${err()}`)) : canConnect(port)), {
-    timeoutMs: 10_000,
-    what: `bare pipe (${mode}) on port ${port}`,
-  });
+  try {
+    await whenReady(proc, () => canConnect(port), `bare pipe (${mode}) on port ${port}`, 10_000);
+  } catch (e) {
+    await stopProcess(proc, 1000);
+    throw new Error(`${(e as Error).message}\n${err()}`);
+  }
   return { name, port, pid: proc.pid, stop: () => stopProcess(proc, 3000) };
 }
 
@@ -333,23 +357,8 @@ async function startSidecarProcess(backendPort: number, extraArgs: string[], log
   const err = tail(proc.stderr);
   const output = (): string => `${err()}${out()}`;
   try {
-    // waitFor retries through errors; an exited sidecar must end the wait at once instead.
-    let ready = false;
-    const exitedEarly = new Promise<never>((_resolve, reject) => {
-      proc.once('exit', (code, signal) => {
-        if (!ready) reject(new Error(`sidecar exited (code ${code ?? signal}) before it was ready`));
-      });
-    });
-    exitedEarly.catch(() => {}); // observed by the race below; never an unhandled rejection later
-    await Promise.race([
-      exitedEarly,
-      waitFor(async () => (await httpGet(adminPort, '/readyz', 1000)).status === 200, {
-        timeoutMs: 15_000,
-        intervalMs: 50,
-        what: `sidecar GET /readyz = 200 on admin port ${adminPort}`,
-      }),
-    ]);
-    ready = true;
+    const ready = async (): Promise<boolean> => (await httpGet(adminPort, '/readyz', 1000)).status === 200;
+    await whenReady(proc, ready, `sidecar GET /readyz = 200 on admin port ${adminPort}`, 15_000);
   } catch (e) {
     await stopProcess(proc, 1000);
     throw new Error(
@@ -760,7 +769,7 @@ function renderCpuTable(samples: Sample[], settings: BenchSettings): string {
     '### CPU time per request of the process behind each target',
     table(header, rows),
     'User + system CPU of that one process (/proc/<pid>/stat) over a whole run divided by its requests; median over the rounds. ' +
-      'Background load on the machine steals time from a run but barely changes the cycles each request costs.',
+      'Less sensitive to background load than req/s, not immune: under contention each read and write carries fewer requests.',
   ].join('\n\n');
 }
 

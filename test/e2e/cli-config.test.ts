@@ -305,6 +305,15 @@ describe('status', () => {
     assert.match(gone.stderr, /cannot reach the sidecar admin API/);
   });
 
+  test('a malformed --admin exits 1 saying what is expected, without a stack trace', async () => {
+    for (const command of ['status', 'drain']) {
+      const r = await runCli([command, '--admin', 'not an address']);
+      assert.equal(r.code, 1, command);
+      assert.match(r.stderr, /admin address "not an address": expected a URL like http:\/\/127\.0\.0\.1:9121 or host:port/);
+      assert.ok(!r.stderr.includes('    at '), r.stderr);
+    }
+  });
+
   test('--watch refreshes until the phase is exited, in plain blocks when stdout is not a terminal', async (t) => {
     const phases = ['drain', 'replication_sync', 'exited'];
     const stub = await startAdminStub(t, (_req, i) => ({ status: 200, body: { ...STATUS_DRAINING, phase: phases[i] ?? 'exited' } }));

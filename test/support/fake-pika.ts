@@ -26,6 +26,8 @@ export interface FakePika {
   setInfo(section: FakePikaSection, text: string): void;
   /** Every command received, lowercased name first, in order. */
   readonly commands: string[][];
+  /** Client connections open right now. */
+  readonly connections: number;
   /** Stops listening and destroys open connections. Idempotent. */
   close(): Promise<void>;
 }
@@ -87,6 +89,9 @@ export async function startFakePika(opts: FakePikaOptions): Promise<FakePika> {
     host: '127.0.0.1',
     port: addr.port,
     commands,
+    get connections() {
+      return sockets.size;
+    },
     setInfo(section, text) {
       info[section] = crlf(text);
     },

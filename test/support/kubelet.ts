@@ -499,6 +499,7 @@ const ADDRESS_RE = /(?<![\w.-])((?:\d{1,3}\.){3}\d{1,3}|localhost|\[[0-9a-fA-F:]
 export class LocalPod {
   private readonly processes = new Map<string, LocalProcess>();
   private readonly ownProcesses = new Set<LocalProcess>();
+  private readonly hookProcesses = new Set<ChildProcess>();
 
   private constructor(
     readonly deployment: Deployment,
@@ -677,6 +678,7 @@ export class LocalPod {
     return new Promise((resolve) => {
       const child = spawn(argv[0]!, argv.slice(1), { cwd: this.cwd(containerName), env: this.env(containerName), stdio: ['ignore', 'pipe', 'pipe'] });
       started.add(child);
+      this.hookProcesses.add(child);
       let output = '';
       const keep = (d: Buffer) => (output = (output + d.toString('utf8')).slice(-100_000));
       child.stdout.on('data', keep);
@@ -685,6 +687,7 @@ export class LocalPod {
       const done = (exitCode: number | null, error: string | undefined) => {
         clearTimeout(timer);
         started.delete(child);
+        this.hookProcesses.delete(child);
         resolve({ kind: 'exec', ok: exitCode === 0, status: undefined, exitCode, output, error, startedAt, endedAt: Date.now() });
       };
       child.once('error', (err) => done(null, err.message));
@@ -692,8 +695,9 @@ export class LocalPod {
     });
   }
 
-  /** SIGKILL for every process this pod started (not adopted stand-ins); for test cleanup. */
+  /** SIGKILL for every process this pod started, hooks included (not adopted stand-ins); for test cleanup. */
   async destroy(): Promise<void> {
+    for (const hook of this.hookProcesses) hook.kill('SIGKILL');
     await Promise.all(
       [...this.ownProcesses].map(async (p) => {
         p.signal('SIGKILL');
