@@ -221,7 +221,10 @@ export class Session extends EventEmitter {
             }
           } else {
             // Forward what came before this command; this command's bytes go nowhere.
-            if (cmdStart > fwdStart) this.writeBackend(chunk.subarray(fwdStart, cmdStart));
+            if (cmdStart > fwdStart) {
+              this.writeBackend(chunk.subarray(fwdStart, cmdStart));
+              fwdStart = cmdStart;
+            }
             this.held = undefined;
             this.forwardingCurrent = false;
             if (decision === 'stop') {

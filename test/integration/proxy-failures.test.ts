@@ -97,6 +97,20 @@ describe('failures and bad input', () => {
     assert.equal(await metric(sc.admin.port, 'pika_sidecar_denied_commands_total'), 2);
   });
 
+  test('a command before a denied one and a malformed frame in the same write runs exactly once', async (t) => {
+    const defer = deferrer(t);
+    const redis = await RedisServer.start();
+    defer(() => redis.stop());
+    const sc = await startSidecar(redis.port);
+    defer(() => sc.shutdown());
+    const c = await RawClient.connect(sc.listen.port);
+    defer(() => c.close());
+    c.write(Buffer.concat([resp('INCR', 'once'), resp('SHUTDOWN'), Buffer.from('*1\r\n%3\r\n')]));
+    await c.waitClosed();
+    assert.match(c.received.toString(), /^:1\r\n-ERR command 'shutdown' is denied[^\r]*\r\n-ERR Protocol error: expected '\$', got '%'\r\n$/);
+    assert.equal(await redis.raw('GET once'), '$1\r\n1\r\n');
+  });
+
   const malformed: Array<[string, string, RegExp]> = [
     ['an unknown type byte in an array element', '*1\r\n%3\r\nfoo\r\n', /^-ERR Protocol error: expected '\$', got '%'\r\n$/],
     ['a negative bulk length', '*1\r\n$-5\r\n', /^-ERR Protocol error: invalid bulk length\r\n$/],

@@ -311,7 +311,15 @@ describe('session byte-level edges', () => {
       });
     });
     socket.resume();
-    await Promise.race([done, waitFor(() => false, { timeoutMs: 45_000, what: 'every reply' }).catch((e: Error) => Promise.reject(new Error(`${e.message}: ${received} of ${expectedTotal} bytes`)))]);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out waiting for every reply: ${received} of ${expectedTotal} bytes`)), 45_000);
+    });
+    try {
+      await Promise.race([done, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
     assert.equal(mismatchAt, -1, `the reply stream differs from the expected one at byte ${mismatchAt}`);
     assert.equal(received, expectedTotal);
     await waitFor(() => s.inflight === 0, { what: 'in flight back to 0' });
