@@ -62,6 +62,7 @@ class WaitStopped extends Error {
 }
 
 const PROGRESS_LOG_INTERVAL_MS = 1000;
+const UNPAUSE_WAIT_MS = 250;
 
 export async function runConvergenceWait(deps: WaitDeps, budgetMs: number, signal: AbortSignal): Promise<ConvergenceResult> {
   const run = new ConvergenceWait(deps, budgetMs, signal);
@@ -111,7 +112,10 @@ class ConvergenceWait {
       this.signal.removeEventListener('abort', onAbort);
       this.deps.lifetime.removeEventListener('abort', onClose);
     }
-    if ((result.outcome === 'aborted' || result.outcome === 'failed') && this.deps.pause?.isActive) await this.deps.pause.unpause();
+    if ((result.outcome === 'aborted' || result.outcome === 'failed') && this.deps.pause?.isActive) {
+      // Sent at once; waited for briefly only, so a hung control connection cannot delay an abort.
+      await Promise.race([this.deps.pause.unpause(), new Promise<void>((r) => setTimeout(r, UNPAUSE_WAIT_MS).unref())]);
+    }
     const level = result.outcome === 'converged' || result.outcome === 'skipped' ? 'info' : result.outcome === 'aborted' ? 'warn' : 'error';
     logger[level](
       {
@@ -173,7 +177,7 @@ class ConvergenceWait {
         logger.debug({ settleMs: Math.round(settle) }, 'every replica reached the target; checking again after the settle delay');
         await this.sleep(settle);
         const again = await this.readOnce();
-        if (false) {
+        if (again) {
           obs = again;
           this.assess(obs);
           if (summarizeVerdicts(this.assessments.map((a) => a.result)) === 'converged') {
@@ -240,9 +244,10 @@ class ConvergenceWait {
     }
   }
 
+  /** Always yields to the event loop (even for 0 ms), so a backend that answers from memory cannot
+   * starve the deadline timer. */
   private async sleep(ms: number): Promise<void> {
     this.throwIfStopped();
-    if (ms <= 0) return;
     await new Promise<void>((resolve, reject) => {
       const signal = this.ctl.signal;
       const onAbort = () => {
@@ -252,12 +257,14 @@ class ConvergenceWait {
       const t = setTimeout(() => {
         signal.removeEventListener('abort', onAbort);
         resolve();
-      }, ms);
+      }, Math.max(0, ms));
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
+  /** The deadline is also checked here, not only by its timer: the loop never outlives the budget. */
   private throwIfStopped(): void {
+    if (!this.ctl.signal.aborted && this.remaining() <= 0) this.ctl.abort(new WaitStopped('deadline'));
     if (this.ctl.signal.aborted) throw this.ctl.signal.reason;
   }
 

@@ -4,7 +4,7 @@
  * from version strings: an error reply (`-ERR unknown or unsupported command` on Pika, a syntax
  * error on Redis < 6.2, NOPERM under ACLs) marks it unsupported for the life of this object.
  *
- * When the pause is lifted (`CLIENT UNPAUSE`) is the watcher's decision; see watcher.ts.
+ * When the pause is lifted (`CLIENT UNPAUSE`) is decided in convergence-wait.ts.
  */
 import type { Logger } from '../observability/logger.js';
 import type { WritePauseOutcome } from './convergence.js';

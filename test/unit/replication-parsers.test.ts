@@ -246,6 +246,15 @@ describe('pika INFO replication fixtures', () => {
     assert.equal(info.inFullSync, false);
   });
 
+  test('a repl_connect_status db syncing_full alone marks a full sync', () => {
+    const text = readPikaFixture('v4.0.1-slave-full-sync.txt')
+      .replace(/^db_repl_state:.*\r\n/m, '')
+      .replace('is_eligible_for_master_election:false', 'is_eligible_for_master_election:true');
+    const info = parsePikaReplication(text);
+    assert.equal(info.dbReplState, null);
+    assert.equal(info.inFullSync, true);
+  });
+
   test('is_eligible_for_master_election:false alone marks a full sync', () => {
     const text = readPikaFixture('v4.0.1-captured-replica.txt').replace('is_eligible_for_master_election:true', 'is_eligible_for_master_election:false');
     assert.equal(parsePikaReplication(text).inFullSync, true);
