@@ -36,6 +36,7 @@ import {
   type WritePauseOutcome,
 } from './convergence.js';
 import { errorText, raceAbort } from './info-client.js';
+import { isSidecarError } from '../errors.js';
 import { assessReplicas, formatTarget, listedReplicas, targetMovedBetween, targetOf, type Observation, type Target } from './observation.js';
 import type { WritePause } from './write-pause.js';
 
@@ -53,7 +54,14 @@ export interface WaitDeps {
   lifetime: AbortSignal;
 }
 
-type StopKind = 'deadline' | 'aborted' | 'closed';
+type StopKind = 'deadline' | 'aborted' | 'closed' | 'backend_gone';
+
+/**
+ * A backend that refuses connections this long has stopped: its replicas can receive nothing more,
+ * so waiting out the budget would only delay the exit. (Timeouts are not counted: a slow backend
+ * may still answer.)
+ */
+export const BACKEND_GONE_MS = 1000;
 
 class WaitStopped extends Error {
   constructor(readonly kind: StopKind) {
@@ -82,6 +90,8 @@ class ConvergenceWait {
   private attempt = 0;
   private polls = 0;
   private lastError: string | null = null;
+  /** When the backend first refused a connection in the current run of failures. */
+  private unreachableSince: number | null = null;
   private writePause: WritePauseOutcome = 'off';
   private lastProgressLogAt = -Infinity;
 
@@ -224,12 +234,20 @@ class ConvergenceWait {
       this.polls++;
       this.kind = obs.dialect;
       this.lastError = null;
+      this.unreachableSince = null;
       return obs;
     } catch (err) {
       this.throwIfStopped();
       const text = errorText(err);
       if (text !== this.lastError) this.deps.logger.warn({ err: text }, 'could not read the replication state; retrying within the budget');
       this.lastError = text;
+      if (isSidecarError(err, 'ERR_BACKEND_UNREACHABLE')) {
+        this.unreachableSince ??= performance.now();
+        if (performance.now() - this.unreachableSince >= BACKEND_GONE_MS) {
+          this.ctl.abort(new WaitStopped('backend_gone'));
+          throw this.ctl.signal.reason;
+        }
+      } else this.unreachableSince = null;
       return null;
     }
   }
@@ -290,6 +308,9 @@ class ConvergenceWait {
     const kind = err instanceof WaitStopped ? err.kind : this.ctl.signal.aborted && this.ctl.signal.reason instanceof WaitStopped ? this.ctl.signal.reason.kind : null;
     if (kind === 'aborted') return this.result('aborted', 'the wait was aborted');
     if (kind === 'closed') return this.result('aborted', 'the replication watcher was closed during the wait');
+    if (kind === 'backend_gone') {
+      return this.result('failed', `the backend has refused connections for ${BACKEND_GONE_MS} ms (${this.lastError ?? 'unreachable'}): it has stopped, so its replicas can receive nothing more`);
+    }
     if (kind === 'deadline') {
       if (!this.target) {
         const why = this.lastError ?? 'no reply from the backend';

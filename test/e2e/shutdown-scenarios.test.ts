@@ -182,18 +182,22 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
 
   test('the backend killed mid-drain: its clients are closed, the shutdown finishes within budget with exit 2', async (t) => {
     const { master, defer } = await group(t);
-    const sc = await sidecarFor(defer, master, ['--replication-timeout', '2s']);
+    const sc = await sidecarFor(defer, master); // the default 20 s replication budget
     const c = await RawClient.connect(sc.port);
     defer(() => c.close());
     c.write(resp('MULTI')); // an open transaction holds the drain
     await c.untilEndsWith('+OK\r\n');
     sc.proc.kill('SIGTERM');
     await sc.waitForLog((l) => l.msg === 'phase drain started');
+    const killedAt = Date.now();
     await master.kill();
     await c.waitClosed();
-    const { code } = await sc.exited;
+    const { code, at } = await sc.exited;
     assert.equal(code, 2);
+    assert.ok(at - killedAt < 8000, `a dead backend is not waited for until the budget ends (exited ${at - killedAt} ms after the kill)`);
     assertPhasesInOrder(sc);
+    assert.equal(Object.fromEntries(sc.phaseOutcomes()).replication_sync, 'failed');
+    assert.match(String((sc.report()!.replication as { reason: string }).reason), /refused connections/);
     assert.equal((sc.report()!.sessionsClosed as Record<string, number>).backend_closed, 1);
   });
 
