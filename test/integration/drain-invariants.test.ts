@@ -154,9 +154,7 @@ describe('drain invariants at the byte level', () => {
     assert.equal(f.sc.registry.abandonedTotal, 0);
   });
 
-  test('a replication link through the sidecar outlives the drain, is closed after replication_sync, and the sidecar exits 0', {
-    todo: 'bug (work in progress in HEAD?): src/replication/convergence-wait.ts run() has `if (false)` around the post-settle re-check, so a converged wait loops "checking again after the settle delay" until replication_sync times out (exit 2)',
-  }, async (t) => {
+  test('a replication link through the sidecar outlives the drain, is closed after replication_sync, and the sidecar exits 0', async (t) => {
     const f = await setup(t, { sidecar: { shutdown: { replicationTimeoutMs: 5000 } } });
     const writer = new Redis({ port: f.sc.listen.port, host: '127.0.0.1', retryStrategy: () => null });
     writer.on('error', () => undefined);

@@ -111,7 +111,11 @@ describe('replication watcher with real redis-server processes', () => {
     await write(master.port, 100);
     await waitFor(async () => (await chained.info('replication')).includes('master_link_status:up'), { what: 'chained replica in sync' });
 
-    const masterText = await master.info('replication');
+    // The replica reports its link up a moment before the master lists it online.
+    const masterText = await waitFor(async () => {
+      const text = await master.info('replication');
+      return text.includes('state=online') ? text : false;
+    }, { what: 'the master to list its replica online' });
     const m = parseRedisReplication(masterText);
     assert.equal(m.role, 'master');
     assert.equal(m.masterReplOffset, BigInt(infoField(masterText, 'master_repl_offset')!));

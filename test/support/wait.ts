@@ -4,7 +4,7 @@ import { once, type EventEmitter } from 'node:events';
 export async function waitFor<T>(
   check: () => T | Promise<T>,
   opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
-): Promise<NonNullable<T>> {
+): Promise<Exclude<T, null | undefined | false>> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const intervalMs = opts.intervalMs ?? 20;
   const deadline = Date.now() + timeoutMs;
@@ -12,7 +12,7 @@ export async function waitFor<T>(
   while (Date.now() < deadline) {
     try {
       const v = await check();
-      if (v !== undefined && v !== null && v !== false) return v as NonNullable<T>;
+      if (v !== undefined && v !== null && v !== false) return v as Exclude<T, null | undefined | false>;
     } catch (err) {
       lastError = err;
     }
