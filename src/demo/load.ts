@@ -15,7 +15,7 @@
  */
 import net from 'node:net';
 import RedisParser from 'redis-parser';
-import { RespClient } from './redis-process.js';
+import { RespClient, connectSocket } from './redis-process.js';
 
 export interface LoadOptions {
   host: string;
@@ -181,7 +181,7 @@ export class WriteLoad {
     const batch = opts.batch ?? 32;
     const valueBytes = opts.valueBytes ?? 32;
     const perConnPerMs = opts.maxWritesPerSec !== undefined ? opts.maxWritesPerSec / n / 1000 : Infinity;
-    const sockets = await Promise.allSettled(Array.from({ length: n }, () => connect(opts.host, opts.port)));
+    const sockets = await Promise.allSettled(Array.from({ length: n }, () => connectSocket(opts.host, opts.port)));
     const failed = sockets.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
       for (const s of sockets) if (s.status === 'fulfilled') s.value.destroy();
@@ -230,24 +230,6 @@ export class WriteLoad {
   }
 }
 
-function connect(host: string, port: number, timeoutMs = 3000): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, host);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`connect timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-  });
-}
 
 export interface Verdict {
   /** Writes answered +OK by the sidecar. */

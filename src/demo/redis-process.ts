@@ -36,6 +36,45 @@ export function track(proc: ChildProcess): void {
   proc.once('exit', () => live.delete(proc));
 }
 
+/** A connected socket (TCP_NODELAY), or a rejection naming the address within `timeoutMs`. */
+export function connectSocket(host: string, port: number, timeoutMs = 3000): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, host);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+  });
+}
+
+/**
+ * The arguments every redis-server this project starts shares (demo and tests): loopback only, its
+ * own directory, nothing persisted, in the foreground, logging to stdout.
+ */
+export function redisServerArgs(port: number, dir: string, logLevel: 'warning' | 'notice' = 'warning'): string[] {
+  return [
+    '--port', String(port),
+    '--bind', '127.0.0.1',
+    '--dir', dir,
+    '--save', '',
+    '--appendonly', 'no',
+    '--daemonize', 'no',
+    '--protected-mode', 'no',
+    '--logfile', '',
+    '--loglevel', logLevel,
+  ];
+}
+
 /** A loopback port that was free a moment ago (confirmed by binding it). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -106,24 +145,8 @@ export class RespClient {
     socket.on('close', () => this.fail(new Error('connection closed')));
   }
 
-  static connect(host: string, port: number, timeoutMs = 3000): Promise<RespClient> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(port, host);
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      socket.once('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        socket.setNoDelay(true);
-        resolve(new RespClient(socket));
-      });
-    });
+  static async connect(host: string, port: number, timeoutMs = 3000): Promise<RespClient> {
+    return new RespClient(await connectSocket(host, port, timeoutMs));
   }
 
   private fail(err: Error): void {
@@ -226,15 +249,7 @@ export class RedisProcess {
       const port = opts.port ?? (await freePort());
       const dir = mkdtempSync(join(tmpdir(), 'pika-sidecar-demo-redis-'));
       const args = [
-        '--port', String(port),
-        '--bind', '127.0.0.1',
-        '--dir', dir,
-        '--save', '',
-        '--appendonly', 'no',
-        '--daemonize', 'no',
-        '--protected-mode', 'no',
-        '--logfile', '',
-        '--loglevel', 'warning',
+        ...redisServerArgs(port, dir),
         // A replica's first sync starts at once (Redis 7 waits 5 s for more replicas by default).
         '--repl-diskless-sync-delay', '0',
       ];

@@ -1,15 +1,2 @@
-import net from 'node:net';
-
-/** A loopback port that was free a moment ago (confirmed by binding it). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') return reject(new Error('no port'));
-      srv.close(() => resolve(addr.port));
-    });
-  });
-}
+/** One implementation for the demo and the tests: a loopback port confirmed free by binding it. */
+export { freePort } from '../../src/demo/redis-process.js';

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { freePort } from './ports.js';
+import { redisServerArgs } from '../../src/demo/redis-process.js';
 import { waitFor } from './wait.js';
 
 const live = new Set<ChildProcess>();
@@ -52,17 +53,7 @@ export class RedisServer {
     for (let attempt = 0; attempt < 5; attempt++) {
       const port = await freePort();
       const dir = mkdtempSync(join(tmpdir(), 'pika-sidecar-redis-'));
-      const args = [
-        '--port', String(port),
-        '--bind', '127.0.0.1',
-        '--dir', dir,
-        '--save', '',
-        '--appendonly', 'no',
-        '--daemonize', 'no',
-        '--protected-mode', 'no',
-        '--logfile', '',
-        '--loglevel', 'notice',
-      ];
+      const args = redisServerArgs(port, dir, 'notice');
       if (opts.password !== undefined) args.push('--requirepass', opts.password, '--masterauth', opts.password);
       if (opts.replicaOf) args.push('--replicaof', opts.replicaOf.host, String(opts.replicaOf.port));
       if (opts.config) for (let i = 0; i + 1 < opts.config.length; i += 2) args.push(`--${opts.config[i]}`, opts.config[i + 1]!);
