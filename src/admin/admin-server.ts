@@ -78,7 +78,7 @@ export class AdminServer {
     if (isLoopback(req.socket.remoteAddress)) return true;
     const token = this.opts.token;
     const header = req.headers.authorization;
-    if (token === undefined || header === undefined || !header.startsWith('Bearer ')) return false;
+    if (token === undefined || token === '' || header === undefined || !header.startsWith('Bearer ')) return false;
     const given = Buffer.from(header.slice(7));
     const want = Buffer.from(token);
     return given.length === want.length && timingSafeEqual(given, want);

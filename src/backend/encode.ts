@@ -12,5 +12,6 @@ export function encodeCommand(args: readonly string[]): Buffer {
  * message has the same shape; CR/LF in the text would break the frame, so they become spaces.
  */
 export function sidecarErrorReply(message: string): Buffer {
-  return Buffer.from(`-ERR ${message.replace(/[\r\n]+/g, ' ')}\r\n`);
+  // latin1: a protocol error quotes the client's raw byte ("got '\xff'"); Redis sends it unchanged.
+  return Buffer.from(`-ERR ${message.replace(/[\r\n]+/g, ' ')}\r\n`, 'latin1');
 }

@@ -203,6 +203,8 @@ export class Session extends EventEmitter {
     const scanner = this.requests;
     let fwdStart = 0; // start of the range not yet forwarded
     let pos = 0;
+    // Where the current command began in this chunk; -1 when it began in an earlier one.
+    let cmdBegin = scanner.atBoundary ? 0 : -1;
     try {
       // Until NEED_MORE, not until the chunk's end: an EV_NAME at the very end of the chunk may
       // have its EV_END at the same position.
@@ -211,7 +213,7 @@ export class Session extends EventEmitter {
         if (at === NEED_MORE) break;
         if (scanner.event === EV_NAME) {
           this.nameSeen = true;
-          const cmdStart = scanner.commandStart;
+          const cmdStart = cmdBegin;
           const decision = this.decide(scanner.commandId);
           if (decision === 'forward') {
             this.forwardingCurrent = true;
@@ -241,6 +243,7 @@ export class Session extends EventEmitter {
             fwdStart = at; // skip the refused command's bytes
             this.forwardingCurrent = true;
           }
+          cmdBegin = at;
           if (this.replicationLink) {
             // Everything after PSYNC is a raw stream.
             this.writeBackend(fwdStart === 0 && at === chunk.length ? chunk : chunk.subarray(fwdStart));
@@ -250,12 +253,12 @@ export class Session extends EventEmitter {
         pos = at;
       }
     } catch (err) {
-      this.onProtocolError(err, chunk, fwdStart, scanner.commandStart);
+      this.onProtocolError(err, chunk, fwdStart, cmdBegin);
       return;
     }
     // End of chunk. Bytes of a command whose name is still unknown are held back.
     if (!scanner.atBoundary && !this.nameSeen) {
-      const cmdStart = scanner.commandStart;
+      const cmdStart = cmdBegin;
       const holdFrom = cmdStart >= 0 ? cmdStart : 0;
       if (holdFrom > fwdStart) this.writeBackend(chunk.subarray(fwdStart, holdFrom));
       const tail = chunk.subarray(holdFrom);
@@ -392,15 +395,19 @@ export class Session extends EventEmitter {
         const at = scanner.next(chunk, pos);
         if (at === NEED_MORE) break;
         pos = at;
-        if (scanner.frameKind !== FRAME_REPLY || this.received >= this.sent) continue; // push/attribute/unsolicited
-        this.received++;
-        if (this.received === this.blockedUntil) this.refreshMode();
+        const counted = scanner.frameKind === FRAME_REPLY && this.received < this.sent; // else push/attribute/unsolicited
+        if (counted) {
+          this.received++;
+          if (this.received === this.blockedUntil) this.refreshMode();
+        }
+        // An error reply the sidecar owes goes right after the frame that makes it due.
         const inj = this.injections[0];
         if (inj !== undefined && this.received >= inj.at) {
           this.writeClient(chunk.subarray(written, at));
           written = at;
           this.flushInjections();
         }
+        if (!counted) continue;
         if (this.closeAtReplyBoundary || (this.closeWhenIdle && this.canClose())) {
           if (at > written) this.writeClient(chunk.subarray(written, at));
           this.finish();
@@ -487,10 +494,8 @@ export class Session extends EventEmitter {
     this.setState('draining');
     this.pendingReason ??= 'drained';
     if (this.replicationLink) return;
-    if (this.subscribed || this.monitor) {
-      this.closeAtBoundary('drained');
-      return;
-    }
+    // Subscribed and monitor sessions too: once nothing counted is outstanding they close at the
+    // next reply frame boundary, so a command they sent still gets its reply (I1).
     this.closeWhenIdle = true;
     if (!this.inTransaction) this.stopInput();
   }

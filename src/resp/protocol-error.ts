@@ -25,8 +25,3 @@ export function expectedDollarError(byte: number): SidecarError {
   const shown = byte === 0x0d || byte === 0x0a ? ' ' : String.fromCharCode(byte);
   return protocolError(`Protocol error: expected '$', got '${shown}'`);
 }
-
-/** The one line a client gets before the sidecar closes it for a protocol error: `-ERR <message>\r\n`. */
-export function errorReplyBytes(err: SidecarError): Buffer {
-  return Buffer.from(`-ERR ${err.message.replace(/[\r\n]/g, ' ')}\r\n`, 'latin1');
-}

@@ -54,6 +54,8 @@ export class ShutdownCoordinator extends EventEmitter {
   private readonly log: Logger;
   private drainedWaiters: Array<(r: 'drained' | 'deadline') => void> = [];
   private drainedFlag = false;
+  /** The shutdown ran to its end: nobody will open the gate any more. */
+  private finishedFlag = false;
   private deadlineTimer: { clear(): void } | undefined;
   private resolveFinished!: (r: ShutdownReport) => void;
   /** Resolves with the report once a shutdown, whatever started it, has run to its end. */
@@ -149,7 +151,7 @@ export class ShutdownCoordinator extends EventEmitter {
   /** For the stop gate and `POST /drain?wait=true`. */
   whenDrained(): Promise<'drained' | 'deadline'> {
     if (this.drainedFlag) return Promise.resolve('drained');
-    if (this.running && this.clock.now() >= this.deadlineAt) return Promise.resolve('deadline');
+    if (this.finishedFlag || (this.running && this.clock.now() >= this.deadlineAt)) return Promise.resolve('deadline');
     return new Promise((resolve) => this.drainedWaiters.push(resolve));
   }
 
@@ -161,6 +163,7 @@ export class ShutdownCoordinator extends EventEmitter {
     const phases = this.opts.phases();
     const records = await this.runner.runAll(phases, this.deadlineAt);
     this.deadlineTimer?.clear();
+    this.finishedFlag = true;
     this.resolveDrained(this.drainedFlag ? 'drained' : 'deadline');
     const forced = this.runner.forced;
     const bad = records.some((r) => r.outcome === 'timed_out' || r.outcome === 'failed');

@@ -115,6 +115,7 @@ export class PhaseRunner {
 
     let result: PhaseResult | undefined;
     let error: unknown;
+    let threw = false; // `throw undefined` and `throw null` are failures too
     const ctx: PhaseContext = { signal: ac.signal, forced: () => this.forcedFlag, budgetMs, log };
     const running = Promise.resolve()
       .then(() => phase.run(ctx))
@@ -123,6 +124,7 @@ export class PhaseRunner {
           result = r;
         },
         (e: unknown) => {
+          threw = true;
           error = e;
         },
       );
@@ -141,13 +143,13 @@ export class PhaseRunner {
     const durationMs = this.clock.now() - started;
     let outcome: PhaseOutcome;
     if (ac.signal.aborted) outcome = ac.signal.reason === 'forced' ? 'forced' : 'timed_out';
-    else if (error !== undefined) outcome = 'failed';
+    else if (threw) outcome = 'failed';
     else outcome = result?.outcome ?? 'completed';
     // A run that finished before the abort keeps its own outcome.
     if (ac.signal.aborted && result !== undefined && result.outcome === 'skipped') outcome = 'skipped';
 
     const record: PhaseRecord = { phase: phase.name, outcome, durationMs };
-    const detail = { ...(result?.detail ?? {}), ...(error !== undefined ? { error: (error as Error).message ?? String(error) } : {}) };
+    const detail = { ...(result?.detail ?? {}), ...(threw ? { error: error instanceof Error ? error.message : String(error) } : {}) };
     if (Object.keys(detail).length > 0) record.detail = detail;
     metrics.shutdownPhaseDurationSeconds.set({ phase: phase.name }, durationMs / 1000);
     metrics.shutdownPhaseOutcomesTotal.inc({ phase: phase.name, outcome });

@@ -52,10 +52,6 @@ async function commandStats(redis: RedisServer): Promise<string> {
   return redis.info('commandstats');
 }
 
-/** The bug behind the todo tests below (see the report): the hold-back of a partial command name. */
-const HELD_BUG =
-  'bug: RequestScanner.atChunkEnd() resets commandStart to -1 before Session.handleClientData reads it, so a chunk ending inside a command name is held back from byte 0: complete commands earlier in the chunk are dropped when the held command is refused, or re-sent (with any refused command among them) when it is forwarded';
-
 interface Fixture {
   redis: RedisServer;
   sc: TestSidecar;
@@ -125,14 +121,14 @@ describe('session byte-level edges', () => {
     assert.equal(s.inflight, 0);
   });
 
-  test('a complete command in the same write as the start of a denied command is answered, before the refusal', { todo: HELD_BUG }, async (t) => {
+  test('a complete command in the same write as the start of a denied command is answered, before the refusal', async (t) => {
     const f = await setup(t);
     const out = await splitExchange(f, [Buffer.concat([resp('SET', 'e:c', 'x'), Buffer.from('*2\r\n$8\r\nSHUT')]), Buffer.concat([Buffer.from('DOWN\r\n$6\r\nNOSAVE\r\n'), resp('GET', 'e:c')])], '$1\r\nx\r\n');
     assert.match(out.toString(), /^\+OK\r\n-ERR command 'shutdown' is denied[^\r\n]*\r\n\$1\r\nx\r\n$/);
     assert.equal(await f.direct.get('e:c'), 'x');
   });
 
-  test('a denied command earlier in a write that ends inside the next command name never reaches the backend, and nothing runs twice', { todo: HELD_BUG }, async (t) => {
+  test('a denied command earlier in a write that ends inside the next command name never reaches the backend, and nothing runs twice', async (t) => {
     const f = await setup(t);
     await f.direct.set('e:n', '0');
     const out = await splitExchange(f, [Buffer.concat([resp('INCR', 'e:n'), resp('SHUTDOWN', 'NOSAVE'), resp('INCR', 'e:n'), Buffer.from('*2\r\n$3\r\nGE')]), Buffer.from('T\r\n$3\r\ne:n\r\n')], '$1\r\n2\r\n');
@@ -141,7 +137,7 @@ describe('session byte-level edges', () => {
     assert.equal(await f.direct.get('e:n'), '2', 'each INCR ran once');
   });
 
-  test('a pipeline with denied commands gives the same bytes whole and split at every byte boundary; SHUTDOWN never reaches the backend', { todo: HELD_BUG }, async (t) => {
+  test('a pipeline with denied commands gives the same bytes whole and split at every byte boundary; SHUTDOWN never reaches the backend', async (t) => {
     const f = await setup(t);
     const pipeline = Buffer.concat([resp('SET', 'e:a', '1'), resp('SHUTDOWN', 'NOSAVE'), resp('INCR', 'e:a'), resp('shutdown'), resp('GET', 'e:a')]);
     const whole = await exchange(f.port, pipeline);
@@ -210,7 +206,7 @@ describe('session byte-level edges', () => {
     assert.equal(await f.direct.exists('e:too-big'), 0);
   });
 
-  test('an inline line over the limit after a valid command in the same write: the valid one is answered first', { todo: HELD_BUG }, async (t) => {
+  test('an inline line over the limit after a valid command in the same write: the valid one is answered first', async (t) => {
     const f = await setup(t);
     const bytes = Buffer.concat([resp('SET', 'e:before-big', '1'), Buffer.from(`SET e:too-big ${'x'.repeat(70_000)}`)]);
     const via = await untilClosed(f.port, bytes);
@@ -252,9 +248,7 @@ describe('session byte-level edges', () => {
     });
   }
 
-  test("a protocol error naming a non-ASCII byte is byte-identical to the backend's", {
-    todo: "bug: session.ts close() encodes the protocol error with sidecarErrorReply() (UTF-8), so \"got '\\xff'\" reaches the client as C3 BF; Redis sends the raw byte (resp/protocol-error.ts errorReplyBytes() encodes latin1)",
-  }, async (t) => {
+  test("a protocol error naming a non-ASCII byte is byte-identical to the backend's", async (t) => {
     const f = await setup(t);
     const bytes = Buffer.from([...Buffer.from('*1\r\n'), 0xff, ...Buffer.from('3\r\nfoo\r\n')]);
     const directOut = await untilClosed(f.redis.port, bytes);
