@@ -8,72 +8,10 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { ShutdownCoordinator, EXIT_OK, EXIT_PHASE_FAILED, EXIT_FORCED, type ShutdownReport } from '../../src/shutdown/coordinator.js';
-import type { Clock, Phase, PhaseContext, PhaseResult } from '../../src/shutdown/phase-runner.js';
+import type { Phase, PhaseContext, PhaseResult } from '../../src/shutdown/phase-runner.js';
+import { ManualClock } from '../support/manual-clock.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { PHASES, type PhaseName, type ShutdownState } from '../../src/observability/names.js';
-
-// ——— a manual clock (time moves only in advance()) ———
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise<void>((r) => setImmediate(r));
-}
-
-interface FakeTimer {
-  at: number;
-  seq: number;
-  fn: () => void;
-  cleared: boolean;
-}
-
-class ManualClock implements Clock {
-  private t = Date.UTC(2024, 0, 1);
-  private seq = 0;
-  private timers: FakeTimer[] = [];
-
-  now(): number {
-    return this.t;
-  }
-
-  setTimeout(fn: () => void, ms: number): { clear(): void } {
-    const timer: FakeTimer = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cleared: false };
-    this.timers.push(timer);
-    return {
-      clear: () => {
-        timer.cleared = true;
-      },
-    };
-  }
-
-  async advance(ms: number): Promise<void> {
-    const target = this.t + ms;
-    for (let i = 0; i < 10_000; i++) {
-      await settle();
-      const due = this.timers.filter((x) => !x.cleared && x.at <= target).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
-      if (due === undefined) break;
-      due.cleared = true;
-      this.t = due.at;
-      due.fn();
-    }
-    this.t = target;
-    this.timers = this.timers.filter((x) => !x.cleared);
-    await settle();
-  }
-
-  sleep(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal.aborted || ms <= 0) return resolve();
-      const timer = this.setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      const onAbort = () => {
-        timer.clear();
-        resolve();
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-}
 
 // ——— fixtures ———
 
