@@ -71,7 +71,6 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     limits: { maxBulkBytes: config.maxBulkBytes, maxInlineBytes: config.maxInlineBytes },
     metrics,
     logger,
-    backendAddress,
   });
   const listener = new ClientListener({ ...config.listen, pool, registry, logger });
   const watcher = new ReplicationWatcher({

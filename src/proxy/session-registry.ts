@@ -15,7 +15,6 @@ export interface SessionRegistryOptions {
   limits: { maxBulkBytes: number; maxInlineBytes: number };
   metrics: Metrics;
   logger: Logger;
-  backendAddress: string;
 }
 
 export class SessionRegistry extends EventEmitter {
@@ -39,7 +38,6 @@ export class SessionRegistry extends EventEmitter {
       limits: opts.limits,
       hot: opts.metrics.hot,
       logger: this.log,
-      backendAddress: opts.backendAddress,
       refuseReplication: () => this.refusing,
       onModeChange: (_s, from, to) => {
         this.counts[from]--;

@@ -46,7 +46,6 @@ export interface SessionContext {
   limits: { maxBulkBytes: number; maxInlineBytes: number };
   hot: HotCounters;
   logger: Logger;
-  backendAddress: string;
   /** True from `intercept` on: SYNC/PSYNC/SLAVEOF/REPLICAOF are refused. */
   refuseReplication(): boolean;
   /** Called on every mode change (the registry keeps counts by mode). */
