@@ -98,6 +98,11 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   });
 
   let convergence: ConvergenceOutcome | undefined;
+  // holdUntilSignal: a shutdown no signal started keeps the process (and its probes) up until one comes.
+  let signalled = false;
+  let onHeldSignal: (() => void) | undefined;
+  let adminHeld = false;
+  const holding = () => sd.holdUntilSignal && !signalled;
   let triggerFile: TriggerFile | undefined;
   const sd = config.shutdown;
 
@@ -177,6 +182,11 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
       name: 'admin',
       after: ['stop_gate'],
       close: async (signal) => {
+        if (holding()) {
+          adminHeld = true;
+          log.info('holding until SIGTERM: the admin server stays up for the probes (holdUntilSignal)');
+          return;
+        }
         await delay(sd.metricsLingerMs, signal); // returns at once when forced
         await admin.close(200);
       },
@@ -255,7 +265,11 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     triggerFile.start();
   }
 
-  const onSignal = (sig: NodeJS.Signals) => void coordinator.onSignal(sig);
+  const onSignal = (sig: NodeJS.Signals) => {
+    signalled = true;
+    if (onHeldSignal) onHeldSignal();
+    else void coordinator.onSignal(sig);
+  };
   if (opts.handleSignals !== false) {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
@@ -275,6 +289,15 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
 
   // The process lives until a shutdown has run to its end.
   const report: ShutdownReport = await coordinator.finished;
+  if (adminHeld) {
+    // The report was the last log line; nothing more is logged while holding or after.
+    if (holding()) {
+      await new Promise<void>((resolve) => {
+        onHeldSignal = resolve;
+      });
+    }
+    await admin.close(200);
+  }
   if (opts.handleSignals !== false) {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

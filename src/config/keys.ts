@@ -304,6 +304,15 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
     describe: 'close_clients: spread straggler closes over this window, 0 = all at once (at most closeTimeout)',
   }),
   key({
+    path: 'shutdown.holdUntilSignal',
+    field: 'shutdown.holdUntilSignal',
+    env: 'PIKA_SIDECAR_HOLD_UNTIL_SIGNAL',
+    flag: 'hold-until-signal',
+    parser: boolean(),
+    describe:
+      'after a shutdown started by HTTP, the gate or the trigger file, stay up (admin server included) until SIGTERM, then exit with its code; for native sidecars, which the kubelet restarts if they exit before the main containers',
+  }),
+  key({
     path: 'shutdown.triggerDir',
     field: 'shutdown.triggerDir',
     env: 'PIKA_SIDECAR_TRIGGER_DIR',

@@ -23,6 +23,13 @@ export interface ShutdownConfig {
   metricsLingerMs: number;
   /** close_clients: spread straggler closes over this window (0 = all at once). */
   closeSpreadMs: number;
+  /**
+   * After a shutdown that no signal started (HTTP, gate, trigger file): stay up after `release`,
+   * admin server included, until SIGTERM/SIGINT, then exit with the shutdown's code. For native
+   * sidecars: the kubelet restarts a restartPolicy-Always init container that exits before the
+   * main containers have, and signals it only after they exited.
+   */
+  holdUntilSignal: boolean;
   /** Directory for the trigger file (`drain`) and the marker file (`drained`); undefined = off. */
   triggerDir: string | undefined;
   /** Optional Prometheus Pushgateway URL for a final push of the shutdown metrics. */
@@ -102,6 +109,7 @@ export const DEFAULT_CONFIG: SidecarConfig = {
     deadlineMs: 45000,
     metricsLingerMs: 2000,
     closeSpreadMs: 0,
+    holdUntilSignal: false,
     triggerDir: undefined,
     pushgatewayUrl: undefined,
   },

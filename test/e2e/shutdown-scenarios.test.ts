@@ -252,6 +252,24 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
     assert.equal((await sc.exited).code, 0);
   });
 
+  test('--hold-until-signal: after an HTTP-triggered shutdown the process stays up, probes answering, until its SIGTERM; then exit 0', async (t) => {
+    const { master, defer } = await group(t);
+    const sc = await sidecarFor(defer, master, ['--hold-until-signal']);
+    assert.equal((await fetch(`${sc.admin}/drain?wait=true`, { method: 'POST' })).status, 200);
+    await sc.waitForLog((l) => l.report !== undefined);
+    // Still running after the report: a native sidecar must not exit before its own SIGTERM.
+    assert.equal((await fetch(`${sc.admin}/healthz`)).status, 200);
+    assert.equal((await fetch(`${sc.admin}/readyz`)).status, 503);
+    assert.equal(sc.proc.exitCode, null);
+    const t0 = Date.now();
+    sc.proc.kill('SIGTERM');
+    const { code, at } = await sc.exited;
+    assert.equal(code, 0);
+    assert.ok(at - t0 < 1500, `exited ${at - t0} ms after SIGTERM`);
+    assertPhasesInOrder(sc);
+    assert.equal(sc.report()!.reason, 'http');
+  });
+
   test('the trigger file starts the shutdown and the drained marker appears when the gate opens', async (t) => {
     const { master, defer } = await group(t);
     const dir = mkdtempSync(join(tmpdir(), 'pika-sidecar-gate-'));

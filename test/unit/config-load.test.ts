@@ -286,6 +286,7 @@ describe('validation messages', () => {
     'replication.shutdownPollMax': true,
     'replication.settle': '1.5',
     'replication.pauseWrites': 'maybe',
+    'shutdown.holdUntilSignal': 'sometimes',
     'replication.addressOverrides': { '10.0.0.2:9221': 'nowhere' },
     'shutdown.announceDelay': '5sec',
     'shutdown.drainTimeout': '10 seconds',
