@@ -1,5 +1,5 @@
 # A thin, documented layer over npm scripts. Every target installs what it needs first.
-.PHONY: deps build lint test test-unit test-integration bench run demo clean
+.PHONY: deps build lint test test-unit test-integration fuzz bench run demo clean
 
 deps: ## install node_modules and redis-server when missing
 	@bash .ci/ensure-deps.sh
@@ -18,6 +18,10 @@ test-unit: deps
 
 test-integration: deps
 	npm run test:integration
+
+fuzz: build ## the property tests with 100x the runs and a fresh random seed (minutes; not part of make test)
+	FUZZ_RUNS_SCALE=$${FUZZ_RUNS_SCALE:-100} FUZZ_SEED=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')} \
+	  node --enable-source-maps --test --test-timeout=3600000 dist/test/unit/scanner-properties.test.js dist/test/unit/replication-parsers.test.js
 
 bench: deps ## redis-benchmark: direct vs bare Node.js pipe vs sidecar
 	npm run bench

@@ -426,7 +426,7 @@ describe('malformed and truncated text', () => {
         assert.ok(['master', 'replica', 'unknown'].includes(p.role));
         assert.ok(['master', 'replica', 'unknown'].includes(r.role));
       }),
-      { numRuns: 500 },
+      { numRuns: Math.max(1, Math.round(500 * Number(process.env.FUZZ_RUNS_SCALE ?? 1))) },
     );
   });
 });
