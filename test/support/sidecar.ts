@@ -2,11 +2,9 @@
  * An in-process sidecar for integration tests: ports chosen by the OS (0), short budgets, logs
  * captured as parsed JSON lines so tests can assert on them.
  */
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { DEFAULT_CONFIG, type SidecarConfig } from '../../src/config/schema.js';
 import { runSidecar, type Sidecar } from '../../src/main.js';
-import { REDACT_PATHS } from '../../src/observability/logger.js';
+import { captureLogs } from './log-capture.js';
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
 
@@ -37,23 +35,7 @@ export function testConfig(backendPort: number, over: DeepPartial<SidecarConfig>
 
 export async function startSidecar(backendPort: number, over: DeepPartial<SidecarConfig> = {}): Promise<TestSidecar> {
   const cfg = testConfig(backendPort, over);
-  const logs: Array<Record<string, unknown>> = [];
-  const rawLogs: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) {
-        if (!line) continue;
-        rawLogs.push(line);
-        try {
-          logs.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          /* not JSON */
-        }
-      }
-      cb();
-    },
-  });
-  const logger = pino({ level: cfg.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
+  const { logger, logs, raw: rawLogs } = captureLogs(cfg.logLevel);
   let ready!: (s: Sidecar) => void;
   let failed!: (e: unknown) => void;
   const started = new Promise<Sidecar>((res, rej) => {

@@ -6,20 +6,13 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type http from 'node:http';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { AdminServer, isLoopback, type AdminHooks, type DrainWaitResult } from '../../src/admin/admin-server.js';
 import { waitFor } from '../support/wait.js';
 import { deferrer } from '../support/defer.js';
+import { captureLogs } from '../support/log-capture.js';
 
 function logger(lines: Array<Record<string, unknown>> = []) {
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return pino({ level: 'debug' }, sink);
+  return captureLogs('debug', lines).logger;
 }
 
 /** Fake hooks that record what the server asked for; waitDrained() answers when the test says. */

@@ -4,14 +4,13 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { ShutdownCoordinator, EXIT_OK, EXIT_PHASE_FAILED, EXIT_FORCED, type ShutdownReport } from '../../src/shutdown/coordinator.js';
 import type { Phase, PhaseContext, PhaseResult } from '../../src/shutdown/phase-runner.js';
 import { ManualClock } from '../support/manual-clock.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { PHASES, type PhaseName, type ShutdownState } from '../../src/observability/names.js';
+import { captureLogs } from '../support/log-capture.js';
 
 // ——— fixtures ———
 
@@ -34,13 +33,7 @@ function harness(opts: { behaviours?: Partial<Record<PhaseName, Behaviour>>; dea
   const clock = new ManualClock();
   const metrics = createMetrics(new Registry(), { defaultMetrics: false });
   const logs: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const logger = pino({ level: 'debug' }, sink);
+  const logger = captureLogs('debug', logs).logger;
   const ran: PhaseName[] = [];
   let built = 0;
   const markIn = opts.markDrainedIn === undefined ? 'release' : opts.markDrainedIn;

@@ -5,13 +5,12 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { PhaseRunner, type Phase, type PhaseContext, type PhaseResult } from '../../src/shutdown/phase-runner.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import type { PhaseName } from '../../src/observability/names.js';
 import { ManualClock } from '../support/manual-clock.js';
+import { captureLogs } from '../support/log-capture.js';
 
 
 // ——— fixtures ———
@@ -29,13 +28,7 @@ function harness(open: () => Record<string, unknown> = () => ({ sessions: 0 })):
   const registry = new Registry();
   const metrics = createMetrics(registry, { defaultMetrics: false });
   const logs: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const logger = pino({ level: 'debug' }, sink);
+  const logger = captureLogs('debug', logs).logger;
   const runner = new PhaseRunner({ logger, metrics, clock, openState: open });
   return { clock, runner, metrics, registry, logs };
 }

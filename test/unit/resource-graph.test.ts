@@ -4,18 +4,11 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { ResourceGraph, type Resource } from '../../src/shutdown/resource-graph.js';
+import { captureLogs } from '../support/log-capture.js';
 
 function quietLogger(lines: Array<Record<string, unknown>> = []) {
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return pino({ level: 'debug' }, sink);
+  return captureLogs('debug', lines).logger;
 }
 
 /** A resource that records what was called on it into `calls`, in order. */

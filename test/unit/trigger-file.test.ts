@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import fs, { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { TriggerFile, TRIGGER_FILE, DRAINED_FILE } from '../../src/shutdown/trigger-file.js';
 import { waitFor } from '../support/wait.js';
 import { deferrer } from '../support/defer.js';
+import { captureLogs } from '../support/log-capture.js';
 
-const quiet = pino({ level: 'silent' }, new Writable({ write: (_c, _e, cb) => cb() }));
+const quiet = captureLogs('silent').logger;
 
 function tempDir(t: import('node:test').TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'pika-sidecar-trigger-'));
