@@ -41,6 +41,15 @@ function assertPhasesInOrder(sc: CliSidecar): void {
   assert.ok(last?.report, `the last log line is the shutdown report; it was: ${JSON.stringify(last)}`);
 }
 
+/** A client with an open MULTI: the drain lets it finish, so it holds the drain open. */
+async function openTransaction(defer: ReturnType<typeof deferrer>, sc: CliSidecar): Promise<RawClient> {
+  const c = await RawClient.connect(sc.port);
+  defer(() => c.close());
+  c.write(resp('MULTI'));
+  await c.untilEndsWith('+OK\r\n');
+  return c;
+}
+
 async function put(load: WriteLoad, atLeast: number): Promise<void> {
   await waitFor(() => load.stats().acknowledged >= atLeast, { timeoutMs: 15_000, what: `${atLeast} acknowledged writes` });
 }
@@ -183,10 +192,7 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
   test('the backend killed mid-drain: its clients are closed, the shutdown finishes within budget with exit 2', async (t) => {
     const { master, defer } = await group(t);
     const sc = await sidecarFor(defer, master); // the default 20 s replication budget
-    const c = await RawClient.connect(sc.port);
-    defer(() => c.close());
-    c.write(resp('MULTI')); // an open transaction holds the drain
-    await c.untilEndsWith('+OK\r\n');
+    const c = await openTransaction(defer, sc); // holds the drain open
     sc.proc.kill('SIGTERM');
     await sc.waitForLog((l) => l.msg === 'phase drain started');
     const killedAt = Date.now();
@@ -204,10 +210,7 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
   test('a second signal forces: the current phase aborts, the rest run without waiting, exit 3 within 2 s', async (t) => {
     const { master, defer } = await group(t);
     const sc = await sidecarFor(defer, master);
-    const c = await RawClient.connect(sc.port);
-    defer(() => c.close());
-    c.write(resp('MULTI'));
-    await c.untilEndsWith('+OK\r\n');
+    await openTransaction(defer, sc); // holds the drain open
     sc.proc.kill('SIGTERM');
     await sc.waitForLog((l) => l.msg === 'phase drain started');
     const t0 = Date.now();
@@ -222,10 +225,7 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
   test('POST /drain starts the shutdown (202); a SIGTERM during it joins it instead of forcing; exit 0', async (t) => {
     const { master, defer } = await group(t);
     const sc = await sidecarFor(defer, master);
-    const c = await RawClient.connect(sc.port);
-    defer(() => c.close());
-    c.write(resp('MULTI'));
-    await c.untilEndsWith('+OK\r\n');
+    const c = await openTransaction(defer, sc); // holds the drain open
     const r = await fetch(`${sc.admin}/drain`, { method: 'POST' });
     assert.equal(r.status, 202);
     assert.equal((await fetch(`${sc.admin}/drain`, { method: 'POST' })).status, 202, 'idempotent');
@@ -286,10 +286,7 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
   test('GET /drain/gate starts the drain and answers 200 only once the sidecar is drained', async (t) => {
     const { master, defer } = await group(t);
     const sc = await sidecarFor(defer, master, ['--metrics-linger', '500ms']);
-    const c = await RawClient.connect(sc.port);
-    defer(() => c.close());
-    c.write(resp('MULTI'));
-    await c.untilEndsWith('+OK\r\n');
+    const c = await openTransaction(defer, sc); // holds the drain open
     let answered = false;
     const gate = fetch(`${sc.admin}/drain/gate`).then((r) => {
       answered = true;
