@@ -13,9 +13,9 @@ import { createMetrics } from '../../src/observability/metrics.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { DEFAULT_CONFIG, type ReplicationConfig } from '../../src/config/schema.js';
 import {
-  pikaServerInfo,
+  fakePika as fake,
+  pikaGroup as group,
   readPikaFixture,
-  startFakePika,
   withBinlog,
   withLag,
   withMasterAddress,
@@ -31,23 +31,9 @@ const MASTER = readPikaFixture('v4.0.1-master-two-slaves.txt'); // db0 (2, 384);
 const CAUGHT_UP = readPikaFixture('v4.0.1-slave-caught-up.txt'); // db0 (2, 384), db1 (0, 0), link up
 const FULL_SYNC = readPikaFixture('v4.0.1-slave-full-sync.txt');
 
-async function fake(t: After, replication: string): Promise<FakePika> {
-  const f = await startFakePika({ info: { replication, server: pikaServerInfo(0) } });
-  t.after(() => f.close());
-  f.setInfo('server', pikaServerInfo(f.port));
-  return f;
-}
-
 /** A master fake listing two replica fakes (both caught up unless told otherwise). */
-async function pikaGroup(t: After, replicaTexts: [string, string] = [CAUGHT_UP, CAUGHT_UP], masterLags: [string, string] = ['(db0:0)', '(db0:0)']) {
-  const master = await fake(t, '');
-  const replicas = [await fake(t, withMasterAddress(replicaTexts[0], '127.0.0.1', master.port)), await fake(t, withMasterAddress(replicaTexts[1], '127.0.0.1', master.port))];
-  const masterText = (lags = masterLags, text = MASTER) =>
-    withLag(withLag(withReplicaAddresses(text, replicas.map((r) => ({ host: r.host, port: r.port }))), 'slave0', lags[0]), 'slave1', lags[1]);
-  master.setInfo('replication', masterText());
-  const setReplica = (i: number, text: string) => replicas[i]!.setInfo('replication', withMasterAddress(text, '127.0.0.1', master.port));
-  return { master, replicas, masterText, setReplica };
-}
+const pikaGroup = (t: After, replicaTexts: [string, string] = [CAUGHT_UP, CAUGHT_UP], masterLags: [string, string] = ['(db0:0)', '(db0:0)']) =>
+  group(t, MASTER, replicaTexts, masterLags);
 
 function watch(t: After, master: FakePika, over: Partial<ReplicationConfig> = {}) {
   const registry = new Registry();

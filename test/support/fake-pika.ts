@@ -211,3 +211,28 @@ export function withBinlog(text: string, db: string, filenum: number | bigint, o
 export function withLag(text: string, slave: string, lag: string): string {
   return text.replace(new RegExp(`^(${slave}:.*lag=).*?(\\r?)$`, 'm'), `$1${lag}$2`);
 }
+
+type After = { after: (fn: () => unknown) => void };
+
+/** A fake Pika answering `replication` as its INFO replication, closed after the test. */
+export async function fakePika(t: After, replication: string): Promise<FakePika> {
+  const f = await startFakePika({ info: { replication, server: pikaServerInfo(0) } });
+  t.after(() => f.close());
+  f.setInfo('server', pikaServerInfo(f.port));
+  return f;
+}
+
+/**
+ * A master fake whose `slaveN` lines name two replica fakes (at their real loopback ports), each
+ * replica's `master_host/port` naming the master. `setReplica(i, text)` changes what replica i
+ * reports; `masterText(lags)` renders the master's INFO with other lags.
+ */
+export async function pikaGroup(t: After, masterFixture: string, replicaTexts: [string, string], masterLags: [string, string] = ['(db0:0)', '(db0:0)']) {
+  const master = await fakePika(t, '');
+  const replicas = [await fakePika(t, withMasterAddress(replicaTexts[0], '127.0.0.1', master.port)), await fakePika(t, withMasterAddress(replicaTexts[1], '127.0.0.1', master.port))];
+  const masterText = (lags = masterLags, text = masterFixture) =>
+    withLag(withLag(withReplicaAddresses(text, replicas.map((r) => ({ host: r.host, port: r.port }))), 'slave0', lags[0]), 'slave1', lags[1]);
+  master.setInfo('replication', masterText());
+  const setReplica = (i: number, text: string) => replicas[i]!.setInfo('replication', withMasterAddress(text, '127.0.0.1', master.port));
+  return { master, replicas, masterText, setReplica };
+}
