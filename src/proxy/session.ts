@@ -364,7 +364,7 @@ export class Session extends EventEmitter {
   }
 
   private onProtocolError(err: unknown, chunk: Buffer, fwdStart: number, cmdStart: number): void {
-    if (!isSidecarError(err, 'ERR_PROTOCOL')) throw err;
+    if (!isSidecarError(err, 'ERR_PROTOCOL')) return this.onInternalError(err);
     this.ctx.hot.protocolErrors++;
     // Complete commands before the bad one are forwarded; the bad one is not.
     if (cmdStart > fwdStart) this.writeBackend(chunk.subarray(fwdStart, cmdStart));
@@ -372,6 +372,15 @@ export class Session extends EventEmitter {
     this.log().warn({ session: this.id, remote: this.remote, err: err.message }, 'client sent malformed RESP; closing its connection after its earlier replies');
     this.pendingReason = 'protocol_error';
     this.stopInput();
+  }
+
+  /**
+   * A bug in the data path (anything but a protocol error) costs this one session, never the
+   * process: every other session keeps its replies in flight.
+   */
+  private onInternalError(err: unknown): void {
+    this.log().error({ session: this.id, err: err instanceof Error ? err.stack : String(err) }, 'internal error in the data path; destroying this session only');
+    this.destroy('destroyed');
   }
 
   private writeBackend(buf: Buffer): void {
@@ -419,7 +428,7 @@ export class Session extends EventEmitter {
         }
       }
     } catch (err) {
-      if (!isSidecarError(err, 'ERR_PROTOCOL')) throw err;
+      if (!isSidecarError(err, 'ERR_PROTOCOL')) return this.onInternalError(err);
       this.log().error({ session: this.id, err: err.message }, 'backend sent malformed RESP; destroying the session');
       this.destroy('destroyed');
       return;
