@@ -260,6 +260,8 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
     // Still running after the report: a native sidecar must not exit before its own SIGTERM.
     assert.equal((await fetch(`${sc.admin}/healthz`)).status, 200);
     assert.equal((await fetch(`${sc.admin}/readyz`)).status, 503);
+    const status = (await (await fetch(`${sc.admin}/status`)).json()) as { phase: string; shutdown: { exitCode: number | null } };
+    assert.deepEqual([status.phase, status.shutdown.exitCode], ['exited', 0], '/status shows the finished shutdown and its exit code');
     assert.equal(sc.proc.exitCode, null);
     const t0 = Date.now();
     sc.proc.kill('SIGTERM');
