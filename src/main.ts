@@ -98,7 +98,6 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   });
 
   let convergence: ConvergenceOutcome | undefined;
-  let finalReport: ShutdownReport | undefined;
   // holdUntilSignal: a shutdown no signal started keeps the process (and its probes) up until one comes.
   let signalled = false;
   let onHeldSignal: (() => void) | undefined;
@@ -240,7 +239,7 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
             reason: coordinator.shutdownReason ?? '',
             startedAt: new Date(coordinator.startedAt).toISOString(),
             phases: coordinator.records,
-            exitCode: finalReport?.exitCode ?? null,
+            exitCode: coordinator.report?.exitCode ?? null,
           }
         : null,
     };
@@ -290,7 +289,6 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
 
   // The process lives until a shutdown has run to its end.
   const report: ShutdownReport = await coordinator.finished;
-  finalReport = report;
   if (adminHeld) {
     // The report was the last log line; nothing more is logged while holding or after.
     if (holding()) {

@@ -56,6 +56,7 @@ export class ShutdownCoordinator extends EventEmitter {
   private drainedFlag = false;
   /** The shutdown ran to its end: nobody will open the gate any more. */
   private finishedFlag = false;
+  private finalReport: ShutdownReport | undefined;
   private deadlineTimer: { clear(): void } | undefined;
   private resolveFinished!: (r: ShutdownReport) => void;
   /** Resolves with the report once a shutdown, whatever started it, has run to its end. */
@@ -90,6 +91,11 @@ export class ShutdownCoordinator extends EventEmitter {
 
   get records(): readonly PhaseRecord[] {
     return this.runner.records;
+  }
+
+  /** The report, once the shutdown has run to its end. */
+  get report(): ShutdownReport | undefined {
+    return this.finalReport;
   }
 
   get shutdownReason(): string | undefined {
@@ -179,6 +185,7 @@ export class ShutdownCoordinator extends EventEmitter {
       ...this.opts.reportExtras(),
     };
     const level = exitCode === EXIT_OK ? 'info' : 'error';
+    this.finalReport = report;
     this.resolveFinished(report);
     this.log[level]({ report }, exitCode === EXIT_OK ? 'shutdown complete; every phase completed' : forced ? 'shutdown forced by a second signal' : 'shutdown finished with phases that timed out or failed; data may be at risk');
     return report;
