@@ -508,6 +508,11 @@ export class Session extends EventEmitter {
     if (!this.inTransaction) this.stopInput();
   }
 
+  /** Counts this session's eventual graceful close under `reason` (e.g. `unblocked`). */
+  labelClose(reason: CloseReason): void {
+    if (this.state === 'open' || this.state === 'draining') this.pendingReason = reason;
+  }
+
   /** Close at the next reply frame boundary, whatever is still in flight (counted as abandoned). */
   closeAtBoundary(reason: CloseReason): void {
     if (this.state === 'closed' || this.state === 'closing') return;

@@ -141,6 +141,7 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
     assert.equal(outcomes.drain, 'completed', 'a blocked session does not hold the drain');
     assert.equal(outcomes.close_clients, 'completed');
     assert.equal(sc.report()!.commandsAbandoned, 0);
+    assert.deepEqual(sc.report()!.sessionsClosed, { unblocked: 1 });
   });
 
   test('a replica stalled with SIGSTOP holds replication_sync until it resumes; then exit 0 and nothing is lost', async (t) => {

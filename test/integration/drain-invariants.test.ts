@@ -217,6 +217,30 @@ describe('drain invariants at the byte level', () => {
     assert.equal(await exit, 0);
   });
 
+  test('close_clients spreads straggler closes over closeSpread, closes each at a frame boundary, and counts them', async (t) => {
+    const f = await setup(t, { sidecar: { shutdown: { drainTimeoutMs: 200, closeSpreadMs: 600, closeTimeoutMs: 2000 } as never } });
+    // Four clients with an open MULTI: the drain lets a transaction finish, so they outlast it.
+    const clients = await Promise.all([0, 1, 2, 3].map(() => RawClient.connect(f.sc.listen.port)));
+    for (const c of clients) {
+      f.defer(() => c.close());
+      c.write(resp('MULTI'));
+    }
+    await Promise.all(clients.map((c) => c.untilEndsWith('+OK\r\n')));
+    const closedAt: number[] = [];
+    for (const c of clients) c.socket.once('close', () => closedAt.push(Date.now()));
+    const exit = f.sc.shutdown();
+    await Promise.all(clients.map((c) => c.waitClosed(5000)));
+    closedAt.sort((a, b) => a - b);
+    // Four closes spread over 600 ms: 150 ms apart, so the last comes at least ~450 ms after the first.
+    assert.ok(closedAt[3]! - closedAt[0]! >= 400, `closes spread over ${closedAt[3]! - closedAt[0]!} ms`);
+    for (const c of clients) assert.equal(c.received.toString(), '+OK\r\n', 'nothing but the MULTI reply: closed at a frame boundary');
+    assert.equal(await exit, 2, 'the drain timed out (transactions never finished): exit 2');
+    assert.equal(phaseOutcomes(f.sc).drain, 'timed_out');
+    assert.equal(phaseOutcomes(f.sc).close_clients, 'completed');
+    const report = f.sc.logs.find((l) => l.report !== undefined)?.report as { sessionsClosed: Record<string, number> };
+    assert.deepEqual(report.sessionsClosed, { straggler: 4 });
+  });
+
   test('1,000 idle sessions drain in well under a second', async (t) => {
     const f = await setup(t);
     const clients: RawClient[] = [];

@@ -86,7 +86,10 @@ async function unblock(sessions: Session[], call: CloseClientsDeps['call'], log:
     if (id === undefined) continue;
     try {
       const r = await call('CLIENT', 'UNBLOCK', id);
-      if (r === 1) done.add(s);
+      if (r === 1) {
+        done.add(s);
+        s.labelClose('unblocked'); // it closes by itself once its reply is delivered
+      }
       else if (r instanceof ErrorReply) {
         log.info({ reply: r.message }, 'backend does not support CLIENT UNBLOCK; closing blocked sessions instead');
         return done;
