@@ -11,7 +11,8 @@
  *
  * In flight = sent − received. Replies arrive in command order, so every piece of accounting is a
  * counter, never a per-command queue. Frames that arrive when nothing is outstanding (MONITOR
- * lines, RESP2 pub/sub messages) are forwarded and not counted.
+ * lines) are forwarded and not counted. In a subscribed session, pub/sub messages and
+ * (un)subscribe confirmations are told from replies by their first element (pubsub-frames.ts).
  *
  * Once SYNC/PSYNC is forwarded the session is a `replication_link`: the backend sends an RDB
  * payload that is not RESP, so both directions become a raw pipe.
@@ -24,8 +25,9 @@ import type net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { CommandTable, Cmd } from '../resp/command-table.js';
 import { RequestScanner, NEED_MORE, EV_NAME, REPLY_OFF, REPLY_ON, REPLY_SKIP } from '../resp/request-scanner.js';
-import { ReplyScanner, FRAME_REPLY } from '../resp/reply-scanner.js';
+import { ReplyScanner, FRAME_REPLY, FRAME_PUSH } from '../resp/reply-scanner.js';
 import { sidecarErrorReply } from '../backend/encode.js';
+import { classifyPubSubHead, endsWithZeroCount, PUBSUB_HEAD_BYTES, PUBSUB_OTHER, PUBSUB_UNSUBSCRIBED } from './pubsub-frames.js';
 import { isSidecarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { CloseReason, SessionMode } from '../observability/names.js';
@@ -74,6 +76,14 @@ export class Session extends EventEmitter {
   private blockedUntil = 0;
   private inTransaction = false;
   private subscribed = false;
+  /** Replies owed before the first SUBSCRIBE: frames after them are in subscribed context. */
+  private subscribedFrom = 0;
+  /** Shard subscriptions are counted apart by the backend: their zero count does not end the mode. */
+  private shardSubscribed = false;
+  private resp3 = false;
+  /** The first bytes of a pub/sub-context frame cut by a chunk end (allocated on first SUBSCRIBE). */
+  private frameHead: Buffer | undefined;
+  private frameHeadLen = 0;
   private monitor = false;
   private replyOff = false;
   private skipNext = false;
@@ -331,8 +341,14 @@ export class Session extends EventEmitter {
         this.inTransaction = false;
         break;
       case Cmd.SUBSCRIBE:
-        this.subscribed = true;
-        expected = 0; // confirmations are pushes (RESP3) or uncounted frames (RESP2)
+        if (s.argc < 2) break; // no channel: one error reply
+        expected = 0; // confirmations are pub/sub frames, not replies
+        if (!this.subscribed) {
+          this.subscribed = true;
+          this.subscribedFrom = this.sent;
+          this.frameHead ??= Buffer.alloc(PUBSUB_HEAD_BYTES);
+        }
+        if (table.name(s.commandId) === 'ssubscribe') this.shardSubscribed = true;
         break;
       case Cmd.UNSUBSCRIBE:
         expected = 0;
@@ -348,7 +364,10 @@ export class Session extends EventEmitter {
         this.quitSent = true;
         break;
       case Cmd.RESET:
-        this.inTransaction = this.subscribed = this.monitor = this.replyOff = this.skipNext = false;
+        this.inTransaction = this.subscribed = this.shardSubscribed = this.monitor = this.replyOff = this.skipNext = this.resp3 = false;
+        break;
+      case Cmd.HELLO:
+        if (s.helloVersion !== 0) this.resp3 = s.helloVersion === 3;
         break;
       case Cmd.BLOCKING:
         if (!this.inTransaction && expected > 0) this.blockedUntil = this.sent + 1;
@@ -400,10 +419,17 @@ export class Session extends EventEmitter {
     let written = 0;
     try {
       while (pos < chunk.length) {
+        const frameStart = scanner.atBoundary ? pos : -1; // -1: the frame began in an earlier chunk
         const at = scanner.next(chunk, pos);
-        if (at === NEED_MORE) break;
+        if (at === NEED_MORE) {
+          if (this.subscribed) this.keepFrameHead(chunk, frameStart);
+          break;
+        }
         pos = at;
-        const counted = scanner.frameKind === FRAME_REPLY && this.received < this.sent; // else push/attribute/unsolicited
+        let counted = scanner.frameKind === FRAME_REPLY && this.received < this.sent; // else push/attribute/unsolicited
+        if (this.subscribed && this.received >= this.subscribedFrom && scanner.frameKind === (this.resp3 ? FRAME_PUSH : FRAME_REPLY)) {
+          if (this.isPubSubFrame(chunk, frameStart, at)) counted = false;
+        }
         if (counted) {
           this.received++;
           if (this.received === this.blockedUntil) this.refreshMode();
@@ -436,6 +462,29 @@ export class Session extends EventEmitter {
     if (written === 0) this.writeClient(chunk);
     else if (written < chunk.length) this.writeClient(chunk.subarray(written));
     if (this.replies.atBoundary && (this.closeAtReplyBoundary || (this.closeWhenIdle && this.canClose()))) this.finish();
+  }
+
+  /** A frame in subscribed context: a message or confirmation (not a reply)? Ends the mode on a zero count. */
+  private isPubSubFrame(chunk: Buffer, frameStart: number, end: number): boolean {
+    let head: Buffer;
+    if (frameStart >= 0) head = chunk.subarray(frameStart, Math.min(end, frameStart + PUBSUB_HEAD_BYTES));
+    else {
+      const saved = this.frameHead!.subarray(0, this.frameHeadLen);
+      head = saved.length >= PUBSUB_HEAD_BYTES ? saved : Buffer.concat([saved, chunk.subarray(0, Math.min(end, PUBSUB_HEAD_BYTES - saved.length))]);
+    }
+    const kind = classifyPubSubHead(head);
+    if (kind === PUBSUB_UNSUBSCRIBED && !this.shardSubscribed && endsWithZeroCount(chunk, frameStart, end)) {
+      this.subscribed = false; // no subscription left: the backend is out of pub/sub context
+      this.refreshMode();
+    }
+    return kind !== PUBSUB_OTHER;
+  }
+
+  /** Saves the head of a frame a chunk end cut, so it can be classified when it completes. */
+  private keepFrameHead(chunk: Buffer, frameStart: number): void {
+    const head = this.frameHead!;
+    if (frameStart >= 0) this.frameHeadLen = chunk.copy(head, 0, frameStart, Math.min(chunk.length, frameStart + PUBSUB_HEAD_BYTES));
+    else if (this.frameHeadLen < PUBSUB_HEAD_BYTES) this.frameHeadLen += chunk.copy(head, this.frameHeadLen, 0, Math.min(chunk.length, PUBSUB_HEAD_BYTES - this.frameHeadLen));
   }
 
   private flushInjections(): void {

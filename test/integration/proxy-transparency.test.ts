@@ -113,6 +113,32 @@ describe('the sidecar is transparent to clients', () => {
     assert.deepEqual(got.sort(), ['news:hello', 'p news:hello']);
   });
 
+  test('a RESP2 subscriber pinging while messages flow gets every pong; its count returns to 0 and UNSUBSCRIBE ends the mode', async () => {
+    const sub = await RawClient.connect(port);
+    sub.write(resp('SUBSCRIBE', 'flood'));
+    await sub.untilEndsWith(':1\r\n');
+    const pub = client();
+    const publishing = (async () => {
+      for (let i = 0; i < 20; i++) {
+        const p = pub.pipeline();
+        for (let j = 0; j < 100; j++) p.publish('flood', `m${i}.${j}`);
+        await p.exec();
+      }
+    })();
+    for (let i = 0; i < 50; i++) sub.write(resp('PING', `p${i}`));
+    await publishing;
+    const count = (b: Buffer, re: RegExp) => b.toString().match(re)?.length ?? 0;
+    await sub.until((b) => count(b, /\$4\r\npong\r\n/g) === 50 && count(b, /\$7\r\nmessage\r\n/g) === 2000, 10_000, 'every pong and message');
+    const text = sub.received.toString();
+    assert.equal(text.match(/\$4\r\npong\r\n/g)?.length, 50, 'every PING answered');
+    assert.equal(text.match(/\$7\r\nmessage\r\n/g)?.length, 2000, 'every message delivered');
+    const session = sidecar.registry.all().find((x) => x.client.remotePort === sub.socket.localPort)!;
+    assert.deepEqual([session.mode, session.inflight], ['subscribed', 0]);
+    sub.write(resp('UNSUBSCRIBE'));
+    await waitFor(() => session.mode === 'normal', { what: 'the session to leave subscribed mode' });
+    sub.close();
+  });
+
   test('MONITOR streams the commands of other clients', async () => {
     const mon = await RawClient.connect(port);
     mon.write(resp('MONITOR'));

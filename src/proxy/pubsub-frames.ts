@@ -1,0 +1,47 @@
+/**
+ * Telling pub/sub frames from replies in a subscribed session. In RESP2 a message and a
+ * (un)subscribe confirmation are arrays like any reply (in RESP3 they are pushes); what tells them
+ * apart is the first element, a bulk string Redis and Pika spell the same way. Only the head of the
+ * frame is read, never the payload.
+ */
+export const PUBSUB_OTHER = 0; // a reply (e.g. PING's ["pong", ""]) or anything else
+export const PUBSUB_MESSAGE = 1; // message, pmessage, smessage
+export const PUBSUB_SUBSCRIBED = 2; // subscribe, psubscribe, ssubscribe confirmations
+export const PUBSUB_UNSUBSCRIBED = 3; // unsubscribe, punsubscribe, sunsubscribe confirmations
+
+/** Enough bytes for `*4\r\n$12\r\npunsubscribe\r\n`. */
+export const PUBSUB_HEAD_BYTES = 32;
+
+const WORDS: ReadonlyArray<readonly [string, number]> = [
+  ['message', PUBSUB_MESSAGE],
+  ['pmessage', PUBSUB_MESSAGE],
+  ['smessage', PUBSUB_MESSAGE],
+  ['subscribe', PUBSUB_SUBSCRIBED],
+  ['psubscribe', PUBSUB_SUBSCRIBED],
+  ['ssubscribe', PUBSUB_SUBSCRIBED],
+  ['unsubscribe', PUBSUB_UNSUBSCRIBED],
+  ['punsubscribe', PUBSUB_UNSUBSCRIBED],
+  ['sunsubscribe', PUBSUB_UNSUBSCRIBED],
+];
+const BY_WORD = new Map(WORDS.map(([w, k]) => [Buffer.from(w).toString('latin1'), k]));
+
+/**
+ * Classifies an aggregate frame (`*` or `>`) by the first bytes `head` of it: its first element
+ * must be a bulk string naming a pub/sub frame. Anything else, or a head too short to tell, is
+ * PUBSUB_OTHER.
+ */
+export function classifyPubSubHead(head: Buffer): number {
+  if (head.length < 4 || (head[0] !== 0x2a && head[0] !== 0x3e)) return PUBSUB_OTHER;
+  const firstLineEnd = head.indexOf('\r\n', 1);
+  if (firstLineEnd < 0 || head[firstLineEnd + 2] !== 0x24) return PUBSUB_OTHER; // '$'
+  const lenEnd = head.indexOf('\r\n', firstLineEnd + 3);
+  if (lenEnd < 0) return PUBSUB_OTHER;
+  const len = Number(head.toString('latin1', firstLineEnd + 3, lenEnd));
+  if (!Number.isInteger(len) || len < 7 || len > 12 || lenEnd + 2 + len > head.length) return PUBSUB_OTHER;
+  return BY_WORD.get(head.toString('latin1', lenEnd + 2, lenEnd + 2 + len)) ?? PUBSUB_OTHER;
+}
+
+/** The frame `chunk[start, end)` ends with a subscription count of zero (`:0\r\n`). */
+export function endsWithZeroCount(chunk: Buffer, start: number, end: number): boolean {
+  return end - 4 >= Math.max(start, 0) && chunk[end - 4] === 0x3a && chunk[end - 3] === 0x30 && chunk[end - 2] === 0x0d && chunk[end - 1] === 0x0a;
+}
