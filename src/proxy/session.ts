@@ -81,6 +81,9 @@ export class Session extends EventEmitter {
   /** Shard subscriptions are counted apart by the backend: their zero count does not end the mode. */
   private shardSubscribed = false;
   private resp3 = false;
+  /** The reply index of a HELLO 2/3 whose outcome decides the protocol (0: none pending). */
+  private helloAt = 0;
+  private helloVersion = 0;
   /** The first bytes of a pub/sub-context frame cut by a chunk end (allocated on first SUBSCRIBE). */
   private frameHead: Buffer | undefined;
   private frameHeadLen = 0;
@@ -365,9 +368,14 @@ export class Session extends EventEmitter {
         break;
       case Cmd.RESET:
         this.inTransaction = this.subscribed = this.shardSubscribed = this.monitor = this.replyOff = this.skipNext = this.resp3 = false;
+        this.helloAt = 0;
         break;
       case Cmd.HELLO:
-        if (s.helloVersion !== 0) this.resp3 = s.helloVersion === 3;
+        // The switch takes effect when the reply shows HELLO succeeded (Pika answers -ERR).
+        if (s.helloVersion !== 0 && expected > 0) {
+          this.helloAt = this.sent + 1;
+          this.helloVersion = s.helloVersion;
+        }
         break;
       case Cmd.BLOCKING:
         if (!this.inTransaction && expected > 0) this.blockedUntil = this.sent + 1;
@@ -433,6 +441,7 @@ export class Session extends EventEmitter {
         if (counted) {
           this.received++;
           if (this.received === this.blockedUntil) this.refreshMode();
+          if (this.received === this.helloAt) this.onHelloReply(chunk, frameStart);
         }
         // An error reply the sidecar owes goes right after the frame that makes it due.
         const inj = this.injections[0];
@@ -462,6 +471,12 @@ export class Session extends EventEmitter {
     if (written === 0) this.writeClient(chunk);
     else if (written < chunk.length) this.writeClient(chunk.subarray(written));
     if (this.replies.atBoundary && (this.closeAtReplyBoundary || (this.closeWhenIdle && this.canClose()))) this.finish();
+  }
+
+  /** HELLO switched the protocol unless its reply is an error (a frame cut by a chunk start counts as success). */
+  private onHelloReply(chunk: Buffer, frameStart: number): void {
+    this.helloAt = 0;
+    if (frameStart < 0 || chunk[frameStart] !== 0x2d) this.resp3 = this.helloVersion === 3;
   }
 
   /** A frame in subscribed context: a message or confirmation (not a reply)? Ends the mode on a zero count. */

@@ -116,3 +116,16 @@ test('shard subscriptions: a zero count of plain subscriptions does not end subs
   await s.reply('*3\r\n$8\r\nsmessage\r\n$3\r\nsch\r\n$1\r\nx\r\n');
   assert.equal(s.session().inflight, 0);
 });
+
+test('a HELLO 3 the backend refuses (as Pika does) leaves the session in RESP2: its array messages are still told from replies', async (t) => {
+  const s = await scripted(t);
+  await s.send(resp('HELLO', '3'));
+  await s.reply("-ERR unknown command 'hello'\r\n");
+  await s.send(resp('SUBSCRIBE', 'ch'));
+  await s.reply('*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n');
+  await s.send(resp('PING'));
+  await s.reply(MESSAGE);
+  assert.equal(s.session().inflight, 1, 'an array message in RESP2 is not the reply to PING');
+  await s.reply('*2\r\n$4\r\npong\r\n$0\r\n\r\n');
+  assert.equal(s.session().inflight, 0);
+});
