@@ -175,7 +175,7 @@ export function parseBenchmarkCsv(text: string): BenchRow[] {
     .map((l) => l.trim())
     .filter((l) => l.startsWith('"'));
   const cells = (line: string): string[] => line.split(',').map((c) => c.replace(/^"|"$/g, ''));
-  const headerLine = lines.find((l) => l.startsWith('"test"'));
+  const headerLine = lines.find((l) => cells(l).includes('test'));
   if (headerLine === undefined) throw new Error(`redis-benchmark printed no CSV header:\n${text.slice(0, 500)}`);
   const header = cells(headerLine);
   const col = (name: string): number => {
