@@ -8,7 +8,7 @@ import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { RedisServer, type RedisServerOptions } from '../support/redis-server.js';
-import { startSidecar, type DeepPartial, type TestSidecar } from '../support/sidecar.js';
+import { redisWithSidecar, type DeepPartial, type TestSidecar } from '../support/sidecar.js';
 import { RawClient, resp } from '../support/raw-client.js';
 import { waitFor } from '../support/wait.js';
 import { deferrer } from '../support/defer.js';
@@ -28,11 +28,8 @@ interface Fixture {
 /** A redis-server and a sidecar in front of it; cleanup stops the sidecar before the redis. */
 async function setup(t: TestContext, opts: { redis?: RedisServerOptions; sidecar?: DeepPartial<SidecarConfig> } = {}): Promise<Fixture> {
   const defer = deferrer(t);
-  const redis = await RedisServer.start(opts.redis);
-  defer(() => redis.stop());
   const over = opts.sidecar ?? {};
-  const sc = await startSidecar(redis.port, { ...over, shutdown: { announceDelayMs: 0, ...over.shutdown } });
-  defer(() => sc.shutdown());
+  const { redis, sc } = await redisWithSidecar(defer, { ...(opts.redis ? { redis: opts.redis } : {}), sidecar: { ...over, shutdown: { announceDelayMs: 0, ...over.shutdown } } });
   const direct = new Redis({ port: redis.port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
   direct.on('error', () => undefined);
   defer(() => direct.disconnect());

@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { RedisServer } from '../support/redis-server.js';
-import { startSidecar } from '../support/sidecar.js';
+import { redisWithSidecar, startSidecar } from '../support/sidecar.js';
 import { RawClient, resp } from '../support/raw-client.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
@@ -27,10 +27,7 @@ async function backendClientCount(redis: RedisServer): Promise<number> {
 describe('failures and bad input', () => {
   test('a client that leaves mid-pipeline has its backend connection destroyed; nothing leaks', async (t) => {
     const defer = deferrer(t);
-    const redis = await RedisServer.start();
-    defer(() => redis.stop());
-    const sc = await startSidecar(redis.port, { poolSize: 1 });
-    defer(() => sc.shutdown());
+    const { redis, sc } = await redisWithSidecar(defer, { sidecar: { poolSize: 1 } });
     const baseline = await waitFor(async () => {
       const n = await backendClientCount(redis);
       return n >= 2 ? n : false; // control connection + one warm pool connection (+ this probe)
@@ -52,10 +49,7 @@ describe('failures and bad input', () => {
 
   test('when the backend goes away, its clients are closed and counted', async (t) => {
     const defer = deferrer(t);
-    const redis = await RedisServer.start();
-    defer(() => redis.stop());
-    const sc = await startSidecar(redis.port);
-    defer(() => sc.shutdown());
+    const { redis, sc } = await redisWithSidecar(defer);
     const c = await RawClient.connect(sc.listen.port);
     c.write(resp('PING'));
     await c.untilEndsWith('+PONG\r\n');
@@ -84,10 +78,7 @@ describe('failures and bad input', () => {
 
   test('denied commands get a clear -ERR in pipeline order and are counted; the backend never sees them', async (t) => {
     const defer = deferrer(t);
-    const redis = await RedisServer.start();
-    defer(() => redis.stop());
-    const sc = await startSidecar(redis.port, { deniedCommands: ['shutdown', 'flushall'] });
-    defer(() => sc.shutdown());
+    const { redis, sc } = await redisWithSidecar(defer, { sidecar: { deniedCommands: ['shutdown', 'flushall'] } });
     const c = await RawClient.connect(sc.listen.port);
     defer(() => c.close());
     c.write(Buffer.concat([resp('SET', 'keep', '1'), resp('shutdown', 'NOSAVE'), resp('FLUSHALL'), resp('GET', 'keep')]));
@@ -99,10 +90,7 @@ describe('failures and bad input', () => {
 
   test('a command before a denied one and a malformed frame in the same write runs exactly once', async (t) => {
     const defer = deferrer(t);
-    const redis = await RedisServer.start();
-    defer(() => redis.stop());
-    const sc = await startSidecar(redis.port);
-    defer(() => sc.shutdown());
+    const { redis, sc } = await redisWithSidecar(defer);
     const c = await RawClient.connect(sc.listen.port);
     defer(() => c.close());
     c.write(Buffer.concat([resp('INCR', 'once'), resp('SHUTDOWN'), Buffer.from('*1\r\n%3\r\n')]));
@@ -119,11 +107,8 @@ describe('failures and bad input', () => {
   ];
   for (const [what, bytes, expected] of malformed) {
     test(`${what} gets one protocol error line and only that connection closes`, async (t) => {
-    const defer = deferrer(t);
-      const redis = await RedisServer.start();
-      defer(() => redis.stop());
-      const sc = await startSidecar(redis.port, { maxBulkBytes: 1024 * 1024 });
-      defer(() => sc.shutdown());
+      const defer = deferrer(t);
+      const { sc } = await redisWithSidecar(defer, { sidecar: { maxBulkBytes: 1024 * 1024 } });
       const bystander = new Redis({ port: sc.listen.port, host: '127.0.0.1' });
       bystander.on('error', () => undefined);
       defer(() => bystander.disconnect());
@@ -142,10 +127,7 @@ describe('failures and bad input', () => {
   test('AUTH works against a password-protected backend and its arguments never reach a log line', async (t) => {
     const defer = deferrer(t);
     const secret = 's3cret-PASSWORD-xyz';
-    const redis = await RedisServer.start({ password: secret });
-    defer(() => redis.stop());
-    const sc = await startSidecar(redis.port, { backendPassword: secret, logLevel: 'trace' });
-    defer(() => sc.shutdown());
+    const { sc } = await redisWithSidecar(defer, { redis: { password: secret }, sidecar: { backendPassword: secret, logLevel: 'trace' } });
     const c = await RawClient.connect(sc.listen.port);
     defer(() => c.close());
     c.write(resp('GET', 'k'));

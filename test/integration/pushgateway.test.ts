@@ -3,8 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type net from 'node:net';
-import { RedisServer } from '../support/redis-server.js';
-import { startSidecar } from '../support/sidecar.js';
+import { redisWithSidecar } from '../support/sidecar.js';
 import { deferrer } from '../support/defer.js';
 
 test('release pushes the final shutdown metrics to the configured pushgateway once', async (t) => {
@@ -21,10 +20,8 @@ test('release pushes the final shutdown metrics to the configured pushgateway on
   });
   await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
   defer(() => new Promise((r) => gateway.close(r)));
-  const redis = await RedisServer.start();
-  defer(() => redis.stop());
   const port = (gateway.address() as net.AddressInfo).port;
-  const sc = await startSidecar(redis.port, { shutdown: { pushgatewayUrl: `http://127.0.0.1:${port}` } as never });
+  const { sc } = await redisWithSidecar(defer, { sidecar: { shutdown: { pushgatewayUrl: `http://127.0.0.1:${port}` } as never } });
   assert.equal(await sc.shutdown(), 0);
   assert.equal(pushes.length, 1);
   const push = pushes[0]!;

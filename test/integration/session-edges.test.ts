@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Redis } from 'ioredis';
 import { RedisServer } from '../support/redis-server.js';
-import { startSidecar, type TestSidecar } from '../support/sidecar.js';
+import { redisWithSidecar, type TestSidecar } from '../support/sidecar.js';
 import { RawClient, exchange, resp } from '../support/raw-client.js';
 import { waitFor } from '../support/wait.js';
 import { deferrer } from '../support/defer.js';
@@ -62,15 +62,14 @@ interface Fixture {
 /** One redis-server and a sidecar in front of it, for one test; stopped sidecar first, then redis. */
 async function setup(t: TestContext, over: DeepPartial<SidecarConfig> = {}): Promise<Fixture> {
   const defer = deferrer(t);
-  const redis = await RedisServer.start();
-  defer(() => redis.stop());
-  const sc = await startSidecar(redis.port, {
-    maxBulkBytes: 1024 * 1024,
-    ...over,
-    // Short budgets: a test that broke its backend still ends its sidecar quickly.
-    shutdown: { drainTimeoutMs: 2000, closeTimeoutMs: 1000, replicationTimeoutMs: 2000, releaseTimeoutMs: 1000, ...over.shutdown },
+  const { redis, sc } = await redisWithSidecar(defer, {
+    sidecar: {
+      maxBulkBytes: 1024 * 1024,
+      ...over,
+      // Short budgets: a test that broke its backend still ends its sidecar quickly.
+      shutdown: { drainTimeoutMs: 2000, closeTimeoutMs: 1000, replicationTimeoutMs: 2000, releaseTimeoutMs: 1000, ...over.shutdown },
+    },
   });
-  defer(() => sc.shutdown());
   const direct = new Redis({ port: redis.port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
   direct.on('error', () => undefined);
   defer(() => direct.disconnect());

@@ -5,6 +5,7 @@
 import { DEFAULT_CONFIG, type SidecarConfig } from '../../src/config/schema.js';
 import { runSidecar, type Sidecar } from '../../src/main.js';
 import { captureLogs } from './log-capture.js';
+import { RedisServer, type RedisServerOptions } from './redis-server.js';
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
 
@@ -55,4 +56,20 @@ export async function startSidecar(backendPort: number, over: DeepPartial<Sideca
       return exit;
     },
   };
+}
+
+/**
+ * A redis-server and an in-process sidecar in front of it. `defer` is a LIFO deferrer
+ * (test/support/defer.ts): the sidecar shuts down before its redis stops, or its shutdown would
+ * wait on a dead backend.
+ */
+export async function redisWithSidecar(
+  defer: (fn: () => unknown) => void,
+  opts: { redis?: RedisServerOptions; sidecar?: DeepPartial<SidecarConfig> } = {},
+): Promise<{ redis: RedisServer; sc: TestSidecar }> {
+  const redis = await RedisServer.start(opts.redis);
+  defer(() => redis.stop());
+  const sc = await startSidecar(redis.port, opts.sidecar);
+  defer(() => sc.shutdown());
+  return { redis, sc };
 }
