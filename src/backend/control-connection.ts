@@ -248,8 +248,7 @@ export class ControlConnection extends EventEmitter {
     const socket = this.socket;
     this.socket = undefined;
     socket?.destroy();
-    this.state = 'closed';
-    this.emit('state', 'closed');
+    this.setState('closed');
     this.closedPromise ??= Promise.resolve();
   }
 }

@@ -60,6 +60,11 @@ export interface SessionCloseInfo {
   abandoned: number;
 }
 
+/** A client that left first is owed nothing: only forced closes abandon replies. */
+function closeInfo(reason: CloseReason, inflight: number): SessionCloseInfo {
+  return { reason, abandoned: reason === 'client_quit' ? 0 : Math.max(0, inflight) };
+}
+
 let nextId = 1;
 /** How long a closing client may take to accept its last bytes before it is destroyed. */
 const CLIENT_FLUSH_TIMEOUT_MS = 1000;
@@ -558,16 +563,14 @@ export class Session extends EventEmitter {
    * Drain: forward nothing new (except inside an open MULTI, until EXEC/DISCARD); close once every
    * forwarded command's reply has been delivered. A command only partly received is dropped: it
    * never reached the backend whole, so it was not executed and is safe to retry. Subscribed and
-   * monitor sessions close at the next reply frame boundary. Replication links are left alone
-   * (they close after replication_sync).
+   * monitor sessions close like any other, at the first reply frame boundary with nothing counted
+   * outstanding. Replication links are left alone (they close after replication_sync).
    */
   drain(): void {
     if (this.state !== 'open') return;
     this.setState('draining');
     this.pendingReason ??= 'drained';
     if (this.replicationLink) return;
-    // Subscribed and monitor sessions too: once nothing counted is outstanding they close at the
-    // next reply frame boundary, so a command they sent still gets its reply (I1).
     this.closeWhenIdle = true;
     if (!this.inTransaction) this.stopInput();
   }
@@ -598,7 +601,7 @@ export class Session extends EventEmitter {
   private close(reason: CloseReason, abandoned: number): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     this.setState('closing');
-    this.closeInfo = { reason, abandoned: reason === 'client_quit' ? 0 : Math.max(0, abandoned) };
+    this.closeInfo = closeInfo(reason, abandoned);
     this.detach();
     if (this.protocolError !== undefined) this.client.write(sidecarErrorReply(this.protocolError));
     this.client.end();
@@ -615,7 +618,7 @@ export class Session extends EventEmitter {
   /** Forced: both sockets now; in-flight commands are counted as abandoned. Idempotent. */
   destroy(reason: CloseReason = 'destroyed'): void {
     if (this.state === 'closed') return;
-    if (this.state !== 'closing') this.closeInfo = { reason, abandoned: reason === 'client_quit' ? 0 : Math.max(0, this.inflight) };
+    if (this.state !== 'closing') this.closeInfo = closeInfo(reason, this.inflight);
     this.detach();
     this.client.destroy();
     this.backend.destroy();
@@ -630,7 +633,7 @@ export class Session extends EventEmitter {
 
   private done(): void {
     if (this.state === 'closed') return;
-    this.state = 'closed';
+    this.setState('closed');
     const info = this.closeInfo ?? { reason: 'destroyed', abandoned: 0 };
     if (this.log().isLevelEnabled('debug')) this.log().debug({ session: this.id, reason: info.reason, abandoned: info.abandoned }, 'session closed');
     this.emit('closed', info);
