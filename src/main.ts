@@ -7,6 +7,7 @@ import { Pushgateway, Registry } from 'prom-client';
 import os from 'node:os';
 import type { SidecarConfig } from './config/schema.js';
 import { interceptBudgetMs } from './config/schema.js';
+import { maskUrlPassword } from './config/parsers.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { CommandTable } from './resp/command-table.js';
@@ -97,6 +98,7 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     poolStats: () => pool.stats(),
   });
 
+  const sd = config.shutdown;
   let convergence: ConvergenceOutcome | undefined;
   // holdUntilSignal: a shutdown no signal started keeps the process (and its probes) up until one comes.
   let signalled = false;
@@ -104,7 +106,6 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   let adminHeld = false;
   const holding = () => sd.holdUntilSignal && !signalled;
   let triggerFile: TriggerFile | undefined;
-  const sd = config.shutdown;
 
   const coordinator: ShutdownCoordinator = new ShutdownCoordinator({
     logger,
@@ -281,7 +282,8 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
       backend: backendAddress,
       backendUp: health.isUp,
       config: opts.configPath ?? null,
-      shutdown: { ...sd, interceptBudgetMs: interceptBudgetMs(sd) },
+      // The pushgateway URL may carry credentials (user:password@host).
+      shutdown: { ...sd, pushgatewayUrl: sd.pushgatewayUrl === undefined ? null : maskUrlPassword(sd.pushgatewayUrl), interceptBudgetMs: interceptBudgetMs(sd) },
     },
     'pika-sidecar started',
   );

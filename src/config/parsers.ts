@@ -205,6 +205,11 @@ export function optionalString(opts: { expected?: string; brief?: string; secret
 }
 
 /** An http(s) URL, or null for "off". */
+/** `scheme://user:password@host…` with the password replaced: URLs may carry credentials. */
+export function maskUrlPassword(text: string): string {
+  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^/:@\s]*:)[^@/\s]*@/gi, '$1[redacted]@');
+}
+
 export function optionalUrl(): ValueParser<string | undefined> {
   return base({
     expected: 'an http:// or https:// URL (null = off)',
@@ -219,7 +224,7 @@ export function optionalUrl(): ValueParser<string | undefined> {
         return invalid();
       }
     },
-    toYaml: (s) => s ?? null,
+    toYaml: (s) => (s === undefined ? null : maskUrlPassword(s)),
   });
 }
 

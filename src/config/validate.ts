@@ -9,6 +9,7 @@ import { interceptBudgetMs, type HostPort, type SidecarConfig } from './schema.j
 import { formatHostPort } from './address.js';
 import { formatDuration } from './duration.js';
 import { getField, primaryKey, type ConfigKey, type FieldPath } from './keys.js';
+import { maskUrlPassword } from './parsers.js';
 
 export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
 
@@ -29,7 +30,7 @@ const MAX_SHOWN = 120;
 /** The value as given, quoted when a string, never a secret. */
 export function showValue(raw: unknown, secret: boolean): string {
   if (secret) return '[redacted]';
-  const text = raw === undefined ? 'undefined' : JSON.stringify(raw);
+  const text = raw === undefined ? 'undefined' : maskUrlPassword(JSON.stringify(raw));
   return text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}...` : text;
 }
 

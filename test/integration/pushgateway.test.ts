@@ -21,7 +21,7 @@ test('release pushes the final shutdown metrics to the configured pushgateway on
   await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
   defer(() => new Promise((r) => gateway.close(r)));
   const port = (gateway.address() as net.AddressInfo).port;
-  const { sc } = await redisWithSidecar(defer, { sidecar: { shutdown: { pushgatewayUrl: `http://127.0.0.1:${port}` } as never } });
+  const { sc } = await redisWithSidecar(defer, { sidecar: { shutdown: { pushgatewayUrl: `http://pusher:gw-Secret-42@127.0.0.1:${port}` } as never } });
   assert.equal(await sc.shutdown(), 0);
   assert.equal(pushes.length, 1);
   const push = pushes[0]!;
@@ -30,4 +30,5 @@ test('release pushes the final shutdown metrics to the configured pushgateway on
   assert.match(push.body, /pika_sidecar_shutdown_phase\{phase="drained"\} 1/);
   assert.match(push.body, /pika_sidecar_shutdown_phase_outcomes_total\{phase="replication_sync",outcome="skipped"\} 1/);
   assert.ok(sc.logs.some((l) => l.msg === 'pushed the final metrics to the pushgateway'));
+  assert.ok(!sc.rawLogs.join('\n').includes('gw-Secret-42'), "the pushgateway URL's password never reaches a log line");
 });

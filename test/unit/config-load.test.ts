@@ -7,6 +7,8 @@ import { loadConfig, type LoadConfigInput } from '../../src/config/load.js';
 import { CONFIG_KEYS } from '../../src/config/keys.js';
 import { DEFAULT_CONFIG } from '../../src/config/schema.js';
 import { isSidecarError } from '../../src/errors.js';
+import { maskUrlPassword } from '../../src/config/parsers.js';
+import { renderEffectiveYaml } from '../../src/config/render.js';
 
 /** A temporary directory removed after the test. */
 function tempDir(t: TestContext): string {
@@ -436,5 +438,26 @@ describe('checks across keys', () => {
     assert.match(configErrorOf({ argv: { backend: '127.0.0.1:6380' }, env: {} }), /listen = .* different from backend = 127\.0\.0\.1:6380/);
     assert.doesNotThrow(() => loadConfig({ argv: { listen: '127.0.0.1:0', admin: '127.0.0.1:0' }, env: {} }));
     assert.doesNotThrow(() => loadConfig({ argv: { listen: '127.0.0.2:9121' }, env: {} }));
+  });
+});
+
+describe('credentials in URLs', () => {
+  test('maskUrlPassword hides only the password of a URL', () => {
+    assert.equal(maskUrlPassword('http://pusher:s3cr3t@gw:9091/path'), 'http://pusher:[redacted]@gw:9091/path');
+    assert.equal(maskUrlPassword('https://gw.example:9091'), 'https://gw.example:9091');
+    assert.equal(maskUrlPassword('"ftp://u:p@h"'), '"ftp://u:[redacted]@h"');
+    assert.equal(maskUrlPassword('10.0.0.1:9221'), '10.0.0.1:9221');
+  });
+
+  test("the pushgateway URL's password appears neither in check-config output nor in an error message", () => {
+    const { config, sources } = loadConfig({ argv: { 'pushgateway-url': 'http://pusher:s3cr3t-pw@127.0.0.1:9091' }, env: {} });
+    assert.equal(config.shutdown.pushgatewayUrl, 'http://pusher:s3cr3t-pw@127.0.0.1:9091', 'the sidecar itself uses the full URL');
+    const shown = renderEffectiveYaml(config, sources, undefined);
+    assert.match(shown, /pushgatewayUrl: http:\/\/pusher:\[redacted\]@127\.0\.0\.1:9091/);
+    assert.ok(!shown.includes('s3cr3t-pw'));
+    assert.throws(
+      () => loadConfig({ argv: { 'pushgateway-url': 'ftp://pusher:s3cr3t-pw@h' }, env: {} }),
+      (err: Error) => /pushgatewayUrl = "ftp:\/\/pusher:\[redacted\]@h"/.test(err.message) && !err.message.includes('s3cr3t-pw'),
+    );
   });
 });
