@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { PhaseName, ShutdownState } from '../observability/names.js';
+import { SHUTDOWN_STATES, type PhaseName, type ShutdownState } from '../observability/names.js';
 import { PhaseRunner, type Clock, type Phase, type PhaseRecord, realClock } from './phase-runner.js';
 
 export const EXIT_OK = 0;
@@ -74,7 +74,7 @@ export class ShutdownCoordinator extends EventEmitter {
       openState: opts.openState,
       onPhase: (p: PhaseName) => this.setState(p),
     });
-    this.runner.setState('running');
+    this.writeGauge('running');
   }
 
   private get clock(): Clock {
@@ -110,9 +110,14 @@ export class ShutdownCoordinator extends EventEmitter {
     const from = this.current;
     if (from === to) return;
     this.current = to;
-    this.runner.setState(to);
+    this.writeGauge(to);
     this.log.debug({ from, to }, 'shutdown state changed');
     this.emit('state', to, from);
+  }
+
+  /** shutdown_phase is one-hot on the current state; this is its only writer. */
+  private writeGauge(state: ShutdownState): void {
+    for (const s of SHUTDOWN_STATES) this.opts.metrics.shutdownPhase.set({ phase: s }, s === state ? 1 : 0);
   }
 
   /** A termination signal: the first starts (or joins) the shutdown, the second forces it. */

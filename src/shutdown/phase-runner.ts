@@ -12,7 +12,7 @@
  */
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { SHUTDOWN_STATES, type PhaseName, type PhaseOutcome } from '../observability/names.js';
+import type { PhaseName, PhaseOutcome } from '../observability/names.js';
 
 export interface PhaseContext {
   /** Aborted on timeout or force; `signal.reason` is 'timeout' or 'forced'. */
@@ -71,7 +71,8 @@ export class PhaseRunner {
       clock?: Clock;
       /** What is still open, for every phase-finished log line. */
       openState: () => Record<string, unknown>;
-      onPhase?: (phase: PhaseName) => void;
+      /** Called as each phase starts: the coordinator owns the shutdown state and its gauge. */
+      onPhase: (phase: PhaseName) => void;
     },
   ) {}
 
@@ -90,10 +91,6 @@ export class PhaseRunner {
     this.currentAbort?.abort('forced');
   }
 
-  setState(state: (typeof SHUTDOWN_STATES)[number]): void {
-    for (const s of SHUTDOWN_STATES) this.opts.metrics.shutdownPhase.set({ phase: s }, s === state ? 1 : 0);
-  }
-
   async runAll(phases: readonly Phase[], deadlineAt: number): Promise<PhaseRecord[]> {
     for (const phase of phases) this.records.push(await this.runOne(phase, deadlineAt));
     return this.records;
@@ -106,8 +103,7 @@ export class PhaseRunner {
     const budgetMs = Math.max(0, Math.min(phase.budgetMs, deadlineAt - started));
     const ac = new AbortController();
     this.currentAbort = ac;
-    this.setState(phase.name);
-    this.opts.onPhase?.(phase.name);
+    this.opts.onPhase(phase.name);
     log.info({ budgetMs, forced: this.forcedFlag }, `phase ${phase.name} started`);
     if (this.forcedFlag) ac.abort('forced');
     // The timer is armed before run() so a run that blocks cannot escape its budget.

@@ -106,6 +106,20 @@ describe('ShutdownCoordinator', () => {
     assert.equal(started.values[0]?.value, h.coordinator.startedAt / 1000);
   });
 
+  test('shutdown_phase is one-hot on the phase that runs, written by the coordinator alone', async () => {
+    const seen: Array<[PhaseName, string[]]> = [];
+    const onlyOne = (name: PhaseName): Behaviour => async () => {
+      const g = await metricsOf().shutdownPhase.get();
+      seen.push([name, g.values.filter((v) => v.value === 1).map((v) => String(v.labels.phase))]);
+      return {};
+    };
+    const h = harness({ behaviours: Object.fromEntries(PHASES.map((p) => [p, onlyOne(p)])) });
+    const metricsOf = () => h.metrics;
+    assert.deepEqual((await h.metrics.shutdownPhase.get()).values.filter((v) => v.value === 1).map((v) => v.labels.phase), ['running']);
+    await h.coordinator.start('test');
+    assert.deepEqual(seen, PHASES.map((p) => [p, [p]]));
+  });
+
   test('the first signal starts the shutdown; the second signal forces it (exit 3)', async () => {
     const h = harness({ behaviours: { drain: waits() } });
     const first = h.coordinator.onSignal('SIGTERM');
