@@ -137,7 +137,7 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
         closeListener: () => listener.close(),
       }),
       drainPhase({ budgetMs: sd.drainTimeoutMs, registry }),
-      closeClientsPhase({ budgetMs: sd.closeTimeoutMs, closeSpreadMs: sd.closeSpreadMs, registry, call: (...a) => control.call(...a) }),
+      closeClientsPhase({ budgetMs: sd.closeTimeoutMs, closeSpreadMs: sd.closeSpreadMs, registry, backend: control }),
       replicationSyncPhase({
         budgetMs: sd.replicationTimeoutMs,
         registry,

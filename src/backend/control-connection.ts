@@ -13,6 +13,7 @@ import { SidecarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { encodeCommand } from './encode.js';
+import { clientIdsByPortFromList } from './client-list.js';
 
 /** A backend `-ERR ...` reply, returned as a value. */
 export class ErrorReply {
@@ -92,6 +93,23 @@ export class ControlConnection extends EventEmitter {
     }
     await this.ensureConnected();
     return this.send(args);
+  }
+
+  /**
+   * The backend's client ids by client port, from `CLIENT LIST`; an `ErrorReply` where the backend
+   * has no usable CLIENT LIST. Rejects only for transport problems, like call().
+   */
+  async clientIdsByPort(): Promise<Map<number, string> | ErrorReply> {
+    const list = await this.call('CLIENT', 'LIST');
+    if (list instanceof ErrorReply) return list;
+    if (typeof list !== 'string') return new ErrorReply(`CLIENT LIST answered with a ${typeof list}, not text`);
+    return clientIdsByPortFromList(list);
+  }
+
+  /** `CLIENT UNBLOCK <id>`: true when a blocked client was released, an ErrorReply where unsupported. */
+  async unblockClient(id: string): Promise<boolean | ErrorReply> {
+    const r = await this.call('CLIENT', 'UNBLOCK', id);
+    return r instanceof ErrorReply ? r : r === 1;
   }
 
   private send(args: string[]): Promise<unknown> {

@@ -143,8 +143,8 @@ export class SessionRegistry extends EventEmitter {
     });
   }
 
-  /** Forced: every session now. */
-  destroyAll(reason: CloseReason): void {
-    for (const s of [...this.sessions]) s.destroy(reason);
+  /** Forced: every client session now (replication links close after replication_sync). */
+  destroyClients(reason: CloseReason): void {
+    for (const s of [...this.sessions]) if (s.mode !== 'replication_link') s.destroy(reason);
   }
 }

@@ -10,15 +10,17 @@ import type { Phase } from '../phase-runner.js';
 import { delay } from '../phase-runner.js';
 import type { SessionRegistry } from '../../proxy/session-registry.js';
 import type { Session } from '../../proxy/session.js';
-import { ErrorReply } from '../../backend/control-connection.js';
+import type { ControlConnection } from '../../backend/control-connection.js';
 
 export interface CloseClientsDeps {
   budgetMs: number;
   closeSpreadMs: number;
   registry: SessionRegistry;
-  /** The control connection's call(); undefined reply/throw means "could not ask". */
-  call(...args: string[]): Promise<unknown>;
+  /** The control connection: backend client ids and CLIENT UNBLOCK. */
+  backend: Pick<ControlConnection, 'clientIdsByPort' | 'unblockClient'>;
 }
+
+type Log = { info: (o: object, m: string) => void; warn: (o: object, m: string) => void };
 
 export function closeClientsPhase(d: CloseClientsDeps): Phase {
   const { registry } = d;
@@ -30,11 +32,11 @@ export function closeClientsPhase(d: CloseClientsDeps): Phase {
       const atStart = left();
       if (atStart === 0) return { outcome: 'skipped', detail: { reason: 'no client sessions left' } };
       if (ctx.forced()) {
-        registry.all().filter((s) => s.mode !== 'replication_link').forEach((s) => s.destroy('destroyed'));
+        registry.destroyClients('destroyed');
         return { detail: { destroyed: atStart } };
       }
       const blocked = registry.inMode('blocked');
-      const unblockedSet = blocked.length > 0 ? await unblock(blocked, d.call, ctx.log) : new Set<Session>();
+      const unblockedSet = blocked.length > 0 ? await unblock(blocked, d.backend, ctx.log) : new Set<Session>();
       const unblocked = unblockedSet.size;
       // Everything else, blocked sessions that could not be unblocked included, closes at a frame boundary.
       const rest = registry.all().filter((s) => s.mode !== 'replication_link' && !unblockedSet.has(s));
@@ -49,7 +51,7 @@ export function closeClientsPhase(d: CloseClientsDeps): Phase {
         return { detail: { atStart, blocked: blocked.length, unblocked, closedAtBoundary: rest.length } };
       } catch {
         const n = left();
-        registry.all().filter((s) => s.mode !== 'replication_link').forEach((s) => s.destroy('destroyed'));
+        registry.destroyClients('destroyed');
         ctx.log.warn({ destroyed: n }, `close_clients ran out of time; destroyed ${n} sessions`);
         return { outcome: 'timed_out', detail: { atStart, destroyed: n } };
       }
@@ -58,39 +60,32 @@ export function closeClientsPhase(d: CloseClientsDeps): Phase {
 }
 
 /**
- * Maps each blocked session to its backend client id through `CLIENT LIST` (matched on the
- * session's backend-side port) and sends `CLIENT UNBLOCK <id>`. Returns the sessions unblocked;
- * each then closes by itself once its reply is delivered (it is draining).
+ * Finds each blocked session's backend client id (by its backend-side port) and sends
+ * `CLIENT UNBLOCK <id>`. Returns the sessions unblocked; each then closes by itself once its reply
+ * is delivered (it is draining). Where the backend cannot do this (Pika), none are.
  */
-async function unblock(sessions: Session[], call: CloseClientsDeps['call'], log: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void }): Promise<Set<Session>> {
+async function unblock(sessions: Session[], backend: CloseClientsDeps['backend'], log: Log): Promise<Set<Session>> {
   const done = new Set<Session>();
-  let list: unknown;
+  let ids: Awaited<ReturnType<typeof backend.clientIdsByPort>>;
   try {
-    list = await call('CLIENT', 'LIST');
+    ids = await backend.clientIdsByPort();
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'could not list backend clients; closing blocked sessions instead');
     return done;
   }
-  if (typeof list !== 'string') {
-    log.info({ reply: list instanceof ErrorReply ? list.message : typeof list }, 'backend has no usable CLIENT LIST; closing blocked sessions instead');
+  if (!(ids instanceof Map)) {
+    log.info({ reply: ids.message }, 'backend has no usable CLIENT LIST; closing blocked sessions instead');
     return done;
   }
-  const idByPort = new Map<number, string>();
-  for (const line of list.split('\n')) {
-    const id = /(?:^| )id=(\d+)/.exec(line)?.[1];
-    const port = /(?:^| )addr=\S*:(\d+)/.exec(line)?.[1];
-    if (id !== undefined && port !== undefined) idByPort.set(Number(port), id);
-  }
   for (const s of sessions) {
-    const id = s.backendLocalPort !== undefined ? idByPort.get(s.backendLocalPort) : undefined;
+    const id = s.backendLocalPort !== undefined ? ids.get(s.backendLocalPort) : undefined;
     if (id === undefined) continue;
     try {
-      const r = await call('CLIENT', 'UNBLOCK', id);
-      if (r === 1) {
+      const r = await backend.unblockClient(id);
+      if (r === true) {
         done.add(s);
         s.labelClose('unblocked'); // it closes by itself once its reply is delivered
-      }
-      else if (r instanceof ErrorReply) {
+      } else if (r !== false) {
         log.info({ reply: r.message }, 'backend does not support CLIENT UNBLOCK; closing blocked sessions instead');
         return done;
       }
