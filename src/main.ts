@@ -125,7 +125,7 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
             reason: convergence.reason,
             target: convergence.target,
             targetMoved: convergence.targetMoved,
-            replicas: convergence.replicas.map((r) => ({ ...r, behindBytes: r.behindBytes?.toString() ?? null })),
+            replicas: convergence.replicas,
           }
         : null,
     }),

@@ -135,7 +135,7 @@ class ConvergenceWait {
         targetMoved: result.targetMoved,
         writePause: result.writePause,
         durationMs: result.durationMs,
-        replicas: result.replicas.map((r) => ({ ...r, behindBytes: r.behindBytes?.toString() ?? null })),
+        replicas: result.replicas,
       },
       `replication wait ${result.outcome}: ${result.reason}`,
     );

@@ -79,8 +79,11 @@ export interface ReplicaResult {
   /** As the master announces it: `ip:port`. */
   address: string;
   verdict: ReplicaVerdict;
-  /** Bytes behind the target; null when unknown (full sync, unreachable, across binlog files). */
-  behindBytes: bigint | null;
+  /**
+   * Bytes behind the target as a decimal string (JSON-ready: offsets are 64-bit); null when unknown
+   * (full sync, unreachable, across binlog files).
+   */
+  behindBytes: string | null;
   /** Redis: acknowledged offset; Pika: `db0=F:O,...` from the replica's own INFO. */
   position: string | null;
   detail?: string;
@@ -161,10 +164,10 @@ export function judgeRedisReplica(
     };
   }
   if (entry.offset >= target) {
-    return { result: { address, verdict: 'converged', behindBytes: 0n, position }, state: 'online', lagBytes };
+    return { result: { address, verdict: 'converged', behindBytes: '0', position }, state: 'online', lagBytes };
   }
   const behind = target - entry.offset;
-  return { result: { address, verdict: 'behind', behindBytes: behind, position, detail: `behind by ${behind} bytes` }, state: 'online', lagBytes };
+  return { result: { address, verdict: 'behind', behindBytes: behind.toString(), position, detail: `behind by ${behind} bytes` }, state: 'online', lagBytes };
 }
 
 /** A replica's own INFO, or why it could not be read. */
@@ -181,8 +184,10 @@ export function judgePikaReplica(input: {
   const own = probe?.ok ? probe.info : null;
   const position = own?.positions ? formatPikaPositions(own.positions) : null;
   const lagBytes = pikaLagBytes(entry, own, masterNow);
-  const result = (verdict: ReplicaVerdict, behindBytes: bigint | null, detail?: string): ReplicaResult =>
-    detail !== undefined ? { address, verdict, behindBytes, position, detail } : { address, verdict, behindBytes, position };
+  const result = (verdict: ReplicaVerdict, behind: bigint | null, detail?: string): ReplicaResult => {
+    const behindBytes = behind === null ? null : behind.toString();
+    return detail !== undefined ? { address, verdict, behindBytes, position, detail } : { address, verdict, behindBytes, position };
+  };
 
   if (!entry) return { result: result('unreachable', null, 'no longer listed by the master'), state: 'down', lagBytes: null };
   const syncingDbs = [...entry.lags].filter(([, l]) => l.kind === 'full_syncing' || l.kind === 'not_syncing').map(([db]) => db);

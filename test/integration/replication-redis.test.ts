@@ -182,7 +182,7 @@ describe('replication watcher with real redis-server processes', () => {
     assert.ok(r.durationMs >= 2400 && r.durationMs < 5000, `bounded by its budget (${r.durationMs} ms)`);
     const behind = byPort(r, stalled.port);
     assert.equal(behind?.verdict, 'behind');
-    assert.ok(behind?.behindBytes !== null && behind!.behindBytes! > 0n);
+    assert.ok(behind?.behindBytes != null && BigInt(behind.behindBytes) > 0n);
     assert.match(r.reason, new RegExp(`127\\.0\\.0\\.1:${stalled.port} behind \\(behind by \\d+ bytes\\)`));
     assert.equal(byPort(r, replicas[1]!.port)?.verdict, 'converged');
   });

@@ -188,7 +188,7 @@ describe('pika INFO replication fixtures', () => {
     test(`${fact.file} has caught up with ${fact.caughtUpWith}`, () => {
       const r = judgePair(readPikaFixture(fact.caughtUpWith!), readPikaFixture(fact.file));
       assert.equal(r.verdict, 'converged');
-      assert.equal(r.behindBytes, 0n);
+      assert.equal(r.behindBytes, '0');
     });
   }
 
@@ -210,7 +210,7 @@ describe('pika INFO replication fixtures', () => {
     const replica = readPikaFixture('v4.0.1-captured-replica.txt').replace('binlog_offset=0 1254', 'binlog_offset=0 1000');
     const r = judgePair(readPikaFixture('v4.0.1-captured-master.txt'), replica);
     assert.equal(r.verdict, 'behind');
-    assert.equal(r.behindBytes, 254n);
+    assert.equal(r.behindBytes, '254');
   });
 
   test('a replica position greater than the master position is reported as diverged', () => {

@@ -9,7 +9,7 @@ import type { SessionRegistry } from '../../proxy/session-registry.js';
 export interface ConvergenceOutcome {
   outcome: 'converged' | 'timed_out' | 'aborted' | 'skipped' | 'failed';
   reason: string;
-  replicas: ReadonlyArray<{ address: string; verdict: string; behindBytes: bigint | null; position: string | null; detail?: string }>;
+  replicas: ReadonlyArray<{ address: string; verdict: string; behindBytes: string | null; position: string | null; detail?: string }>;
   target: string | null;
   targetMoved: boolean;
 }
@@ -32,7 +32,7 @@ export function replicationSyncPhase(d: ReplicationSyncDeps): Phase {
         if (ctx.forced()) return { outcome: 'failed', detail: { reason: 'forced: replicas were not waited for' } };
         const r = await d.waitForConvergence(ctx.budgetMs, ctx.signal);
         d.onResult(r);
-        const detail = { reason: r.reason, target: r.target, targetMoved: r.targetMoved, replicas: r.replicas.map((x) => ({ ...x, behindBytes: x.behindBytes?.toString() ?? null })) };
+        const detail = { reason: r.reason, target: r.target, targetMoved: r.targetMoved, replicas: r.replicas };
         switch (r.outcome) {
           case 'converged':
             return { outcome: 'completed', detail };
