@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * pika-sidecar's command line (yargs), and the only file in the project that calls process.exit:
- * every command resolves to an exit code, and the process exits with it once output is flushed.
+ * pika-sidecar's command line (yargs), and the only file of the product that calls process.exit
+ * (the demo's entry points in src/demo/ are the others): every command resolves to an exit code,
+ * and the process exits with it once output is flushed.
  *
  *   run (default)  load the configuration and run the sidecar; exits with the sidecar's code (design §4)
  *   check-config   validate; print the effective configuration with each value's source
@@ -26,10 +27,10 @@ import {
   DEFAULT_ADMIN_URL,
   adminBaseUrl,
   fetchStatus,
+  type StatusAnswer,
   requestDrain,
-  statusPhase,
   summarizeStatus,
-} from './admin-client.js';
+} from './admin/client.js';
 
 const ADMIN_ENV = 'PIKA_SIDECAR_ADMIN';
 const TOKEN_ENV = 'PIKA_SIDECAR_ADMIN_TOKEN';
@@ -181,7 +182,7 @@ async function statusCommand(argv: Record<string, unknown>): Promise<number> {
 
   // Ends when the sidecar exits, goes away, or the user presses Ctrl-C; each turn waits on the network.
   for (;;) {
-    let status: { json: unknown; body: string };
+    let status: { status: StatusAnswer; body: string };
     try {
       status = await fetchStatus(baseUrl, timeoutMs);
     } catch (err) {
@@ -199,7 +200,7 @@ async function statusCommand(argv: Record<string, unknown>): Promise<number> {
       write(process.stdout, status.body.trim());
       return 0;
     }
-    const lines = summarizeStatus(status.json);
+    const lines = summarizeStatus(status.status);
     if (!watch) {
       write(process.stdout, lines);
       return 0;
@@ -209,7 +210,7 @@ async function statusCommand(argv: Record<string, unknown>): Promise<number> {
     if (shownLines > 0) process.stdout.write(tty ? `\x1b[${shownLines}F\x1b[J` : '\n');
     write(process.stdout, block);
     shownLines = block.length;
-    if (statusPhase(status.json) === 'exited') {
+    if (status.status.phase === 'exited') {
       write(process.stdout, 'sidecar exited');
       return 0;
     }

@@ -1,13 +1,13 @@
 /**
  * Composition root: builds the components from a validated config, wires the triggers (signals,
  * HTTP, gate, trigger file) to the shutdown coordinator, and resolves with the exit code once the
- * shutdown's `release` is done. Only src/cli.ts calls process.exit.
+ * shutdown's `release` is done. It never calls process.exit: the entry points do (src/cli.ts, and
+ * the demo's own in src/demo/).
  */
-import { Pushgateway, Registry } from 'prom-client';
-import os from 'node:os';
+import { Registry } from 'prom-client';
 import type { SidecarConfig } from './config/schema.js';
 import { interceptBudgetMs } from './config/schema.js';
-import { maskUrlPassword } from './config/parsers.js';
+import { maskUrlPassword } from './observability/redact.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { CommandTable } from './resp/command-table.js';
@@ -17,11 +17,14 @@ import { BackendHealth } from './backend/backend-health.js';
 import { SessionRegistry } from './proxy/session-registry.js';
 import { ClientListener } from './proxy/listener.js';
 import { AdminServer } from './admin/admin-server.js';
+import { readiness, statusBody, type StatusSources } from './admin/status.js';
+import { pushFinalMetrics } from './observability/pushgateway.js';
 import { ReplicationWatcher } from './replication/watcher.js';
 import { ShutdownCoordinator, type ShutdownReport } from './shutdown/coordinator.js';
 import { ResourceGraph } from './shutdown/resource-graph.js';
 import { TriggerFile } from './shutdown/trigger-file.js';
-import { delay } from './shutdown/phase-runner.js';
+import { declareReleaseGraph } from './shutdown/release-graph.js';
+import { SignalHold } from './shutdown/signals.js';
 import { interceptPhase } from './shutdown/phases/intercept.js';
 import { drainPhase } from './shutdown/phases/drain.js';
 import { closeClientsPhase } from './shutdown/phases/close-clients.js';
@@ -100,14 +103,10 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
 
   const sd = config.shutdown;
   let convergence: ConvergenceOutcome | undefined;
-  // holdUntilSignal: a shutdown no signal started keeps the process (and its probes) up until one comes.
-  let signalled = false;
-  let onHeldSignal: (() => void) | undefined;
-  let adminHeld = false;
-  const holding = () => sd.holdUntilSignal && !signalled;
-  let triggerFile: TriggerFile | undefined;
+  // Filled below, once every part it releases exists; the release phase reads it at shutdown.
+  const release = new ResourceGraph();
 
-  const coordinator: ShutdownCoordinator = new ShutdownCoordinator({
+  const coordinator = new ShutdownCoordinator({
     logger,
     metrics,
     deadlineMs: sd.deadlineMs,
@@ -120,13 +119,7 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
       sessionsClosed: { ...registry.closedByReason },
       commandsAbandoned: registry.abandonedTotal,
       replication: convergence
-        ? {
-            outcome: convergence.outcome,
-            reason: convergence.reason,
-            target: convergence.target,
-            targetMoved: convergence.targetMoved,
-            replicas: convergence.replicas,
-          }
+        ? { outcome: convergence.outcome, reason: convergence.reason, target: convergence.target, targetMoved: convergence.targetMoved, replicas: convergence.replicas }
         : null,
     }),
     phases: () => [
@@ -146,16 +139,30 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
           convergence = r;
         },
       }),
-      releasePhase({ budgetMs: sd.releaseTimeoutMs, graph: resources }),
+      releasePhase({ budgetMs: sd.releaseTimeoutMs, graph: release }),
     ],
   });
+  const triggerFile =
+    sd.triggerDir === undefined ? undefined : new TriggerFile(sd.triggerDir, () => void coordinator.start('file'), logger.child({ component: 'trigger' }));
+  const signals = new SignalHold({ holdUntilSignal: sd.holdUntilSignal, toCoordinator: (sig) => void coordinator.onSignal(sig) });
 
-  // What `release` lets go of, in dependency order: nothing that talks to the backend may outlive
-  // the gate, and the admin server outlives the gate so the final state can be scraped.
-  const resources = new ResourceGraph()
-    .add({
-      name: 'pollers',
-      after: [],
+  const statusSources: StatusSources = { backendAddress, coordinator, health, watcher, registry };
+  const admin = new AdminServer({
+    ...config.admin,
+    token: config.adminToken,
+    logger,
+    hooks: {
+      ready: () => readiness(statusSources),
+      status: () => statusBody(statusSources),
+      metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+      startDrain: (source) => void coordinator.start(source),
+      waitDrained: () => coordinator.whenDrained(),
+    },
+  });
+
+  const pushgatewayUrl = sd.pushgatewayUrl;
+  declareReleaseGraph(release, {
+    pollers: {
       close: async () => {
         health.close();
         triggerFile?.close();
@@ -166,85 +173,19 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
         triggerFile?.close();
         watcher.destroy();
       },
-    })
-    .add({ name: 'pool', after: ['pollers'], close: () => pool.close(), destroy: () => pool.destroy() })
-    .add({ name: 'control', after: ['pool'], close: () => control.close(), destroy: () => control.destroy('release') })
-    .add({
-      name: 'stop_gate',
-      after: ['control'],
-      close: () => {
-        coordinator.markDrained();
-        triggerFile?.markDrained(`${JSON.stringify({ drainedAt: new Date().toISOString(), phases: coordinator.records })}\n`);
-        log.info('stop gate open: the backend may stop now');
-      },
-      destroy: () => coordinator.markDrained(),
-    })
-    .add({
-      name: 'admin',
-      after: ['stop_gate'],
-      close: async (signal) => {
-        if (holding()) {
-          adminHeld = true;
-          log.info('holding until SIGTERM: the admin server stays up for the probes (holdUntilSignal)');
-          return;
-        }
-        await delay(sd.metricsLingerMs, signal); // returns at once when forced
-        await admin.close(200);
-      },
-      destroy: () => admin.destroy(),
-    })
-    .add({
-      // A scrape may miss a shutdown that lasts seconds: push the final state once, if configured.
-      name: 'metrics_push',
-      after: ['admin'],
-      close: async () => {
-        if (sd.pushgatewayUrl === undefined) return;
-        const gateway = new Pushgateway(sd.pushgatewayUrl, { timeout: 1000 }, metrics.registry);
-        await gateway.pushAdd({ jobName: 'pika-sidecar', groupings: { instance: os.hostname() } });
-        log.info({ pushgateway: new URL(sd.pushgatewayUrl).host }, 'pushed the final metrics to the pushgateway');
-      },
-      destroy: () => undefined,
-    })
-    .add({ name: 'logs', after: ['metrics_push'], close: () => logger.flush(), destroy: () => logger.flush() });
-  resources.order(); // a cycle or a typo is a start-up error, not a shutdown surprise
-
-  // Declared after the resource graph that closes it: the graph runs only at shutdown.
-  const admin = new AdminServer({
-    ...config.admin,
-    token: config.adminToken,
-    logger,
-    hooks: {
-      ready: () => {
-        if (coordinator.isShuttingDown) return { ready: false, reason: `shutting down (${coordinator.state})` };
-        if (!health.isUp) return { ready: false, reason: `backend ${backendAddress} is down: ${health.error ?? 'no answer yet'}` };
-        return { ready: true, reason: 'ready' };
-      },
-      status: () => status(),
-      metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-      startDrain: (source) => void coordinator.start(source),
-      waitDrained: () => coordinator.whenDrained(),
     },
+    pool,
+    control,
+    openGate: () => {
+      coordinator.markDrained();
+      triggerFile?.markDrained(`${JSON.stringify({ drainedAt: new Date().toISOString(), phases: coordinator.records })}\n`);
+    },
+    admin,
+    hold: signals,
+    metricsLingerMs: sd.metricsLingerMs,
+    push: pushgatewayUrl === undefined ? undefined : () => pushFinalMetrics(pushgatewayUrl, metrics.registry, log),
+    logger,
   });
-
-  const status = () => {
-    const w = watcher.snapshot();
-    return {
-      phase: coordinator.state,
-      ready: !coordinator.isShuttingDown && health.isUp,
-      backend: { address: backendAddress, up: health.isUp, kind: w.kind, role: w.role },
-      sessions: { total: registry.size, byMode: registry.byMode() },
-      inflight: registry.inflight(),
-      replication: w,
-      shutdown: coordinator.isShuttingDown
-        ? {
-            reason: coordinator.shutdownReason ?? '',
-            startedAt: new Date(coordinator.startedAt).toISOString(),
-            phases: coordinator.records,
-            exitCode: coordinator.report?.exitCode ?? null,
-          }
-        : null,
-    };
-  };
 
   // Start-up: listeners first (a port in use is a start-up error), then the backend checks.
   let listenAddr: { host: string; port: number };
@@ -261,20 +202,9 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   }
   await health.start();
   watcher.start();
-  if (sd.triggerDir !== undefined) {
-    triggerFile = new TriggerFile(sd.triggerDir, () => void coordinator.start('file'), logger.child({ component: 'trigger' }));
-    triggerFile.start();
-  }
+  triggerFile?.start();
 
-  const onSignal = (sig: NodeJS.Signals) => {
-    signalled = true;
-    if (onHeldSignal) onHeldSignal();
-    else void coordinator.onSignal(sig);
-  };
-  if (opts.handleSignals !== false) {
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  }
+  if (opts.handleSignals !== false) signals.install();
   log.info(
     {
       listen: `${listenAddr.host}:${listenAddr.port}`,
@@ -291,18 +221,11 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
 
   // The process lives until a shutdown has run to its end.
   const report: ShutdownReport = await coordinator.finished;
-  if (adminHeld) {
+  if (signals.adminHeld) {
     // The report was the last log line; nothing more is logged while holding or after.
-    if (holding()) {
-      await new Promise<void>((resolve) => {
-        onHeldSignal = resolve;
-      });
-    }
+    await signals.untilSignal();
     await admin.close(200);
   }
-  if (opts.handleSignals !== false) {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-  }
+  signals.uninstall();
   return report.exitCode;
 }

@@ -18,12 +18,13 @@ import type net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { SidecarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import type { StatusBody } from './status.js';
 
 export type DrainWaitResult = 'drained' | 'deadline';
 
 export interface AdminHooks {
   ready(): { ready: boolean; reason: string };
-  status(): unknown;
+  status(): StatusBody;
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Starts the shutdown if none runs (idempotent). `source` names the trigger in logs. */
   startDrain(source: string): void;

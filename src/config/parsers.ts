@@ -15,6 +15,7 @@ import {
   tryParseSize,
 } from './duration.js';
 import { formatHostPort, hostPortExpected, tryParseHostPort, type HostPortRules } from './address.js';
+import { maskUrlPassword } from '../observability/redact.js';
 
 /** A value as it is written in the YAML file. */
 export type YamlValue = string | number | boolean | null | readonly string[] | Readonly<Record<string, string>>;
@@ -205,11 +206,6 @@ export function optionalString(opts: { expected?: string; brief?: string; secret
 }
 
 /** An http(s) URL, or null for "off". */
-/** `scheme://user:password@host…` with the password replaced: URLs may carry credentials. */
-export function maskUrlPassword(text: string): string {
-  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^/:@\s]*:)[^@/\s]*@/gi, '$1[redacted]@');
-}
-
 export function optionalUrl(): ValueParser<string | undefined> {
   return base({
     expected: 'an http:// or https:// URL (null = off)',

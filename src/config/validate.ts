@@ -9,7 +9,7 @@ import { interceptBudgetMs, type HostPort, type SidecarConfig } from './schema.j
 import { formatHostPort } from './address.js';
 import { formatDuration } from './duration.js';
 import { getField, primaryKey, type ConfigKey, type FieldPath } from './keys.js';
-import { maskUrlPassword } from './parsers.js';
+import { maskUrlPassword } from '../observability/redact.js';
 
 export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
 

@@ -9,6 +9,7 @@ import type http from 'node:http';
 import { AdminServer, isLoopback, type AdminHooks, type DrainWaitResult } from '../../src/admin/admin-server.js';
 import { waitFor } from '../support/wait.js';
 import { deferrer } from '../support/defer.js';
+import type { StatusBody } from '../../src/admin/status.js';
 import { captureLogs } from '../support/log-capture.js';
 
 function logger(lines: Array<Record<string, unknown>> = []) {
@@ -24,8 +25,9 @@ class FakeHooks implements AdminHooks {
   ready() {
     return this.readyState;
   }
-  status() {
-    return { phase: this.drains.length > 0 ? 'drain' : 'running', big: 10n };
+  status(): StatusBody {
+    // Not a whole StatusBody: the server sends whatever the hook returns (a bigint as a string).
+    return { phase: this.drains.length > 0 ? 'drain' : 'running', big: 10n } as unknown as StatusBody;
   }
   async metrics() {
     return { contentType: 'text/plain; version=0.0.4; charset=utf-8', body: 'pika_sidecar_up 1\n' };

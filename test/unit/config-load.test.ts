@@ -7,7 +7,7 @@ import { loadConfig, type LoadConfigInput } from '../../src/config/load.js';
 import { CONFIG_KEYS } from '../../src/config/keys.js';
 import { DEFAULT_CONFIG } from '../../src/config/schema.js';
 import { isSidecarError } from '../../src/errors.js';
-import { maskUrlPassword } from '../../src/config/parsers.js';
+import { maskUrlPassword } from '../../src/observability/redact.js';
 import { renderEffectiveYaml } from '../../src/config/render.js';
 
 /** A temporary directory removed after the test. */

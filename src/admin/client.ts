@@ -5,8 +5,9 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { tryParseHostPort } from './config/address.js';
-import { formatDuration } from './config/duration.js';
+import { tryParseHostPort } from '../config/address.js';
+import { formatDuration } from '../config/duration.js';
+import type { StatusBody } from './status.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9121';
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -170,103 +171,89 @@ export function drainVerdict(res: AdminResponse, baseUrl: URL): DrainVerdict {
   }
 }
 
-/** The phase in a /drain answer: `{ status: { phase } }`, or `{ phase }` at the top. */
-function phaseOf(body: string): string | undefined {
-  try {
-    const parsed: unknown = JSON.parse(body);
-    return statusPhase(field(parsed, 'status')) ?? statusPhase(parsed);
-  } catch {
-    return undefined;
-  }
-}
-
 function bodyExcerpt(body: string): string {
   const text = body.replace(/\s+/g, ' ').trim();
   if (text === '') return '';
   return `: ${text.length > 200 ? `${text.slice(0, 200)}...` : text}`;
 }
 
-/** GET /status; the parsed JSON (loosely typed: summarizeStatus tolerates missing fields). */
-export async function fetchStatus(baseUrl: URL, timeoutMs: number): Promise<{ json: unknown; body: string }> {
+/**
+ * A /status body as the CLI reads it: the server's declared shape, every field optional. A sidecar
+ * of another version may lack a field; the summary prints `?` for it rather than failing.
+ */
+export type StatusAnswer = DeepPartial<StatusBody>;
+type DeepPartial<T> = T extends ReadonlyArray<infer E>
+  ? ReadonlyArray<DeepPartial<E>>
+  : T extends object
+    ? { [K in keyof T]?: DeepPartial<T[K]> | undefined }
+    : T;
+
+/** GET /status (the raw body too, for `--json`). */
+export async function fetchStatus(baseUrl: URL, timeoutMs: number): Promise<{ status: StatusAnswer; body: string }> {
   const res = await adminRequest({ baseUrl, method: 'GET', path: '/status', timeoutMs });
   if (res.status !== 200) {
     throw new AdminClientError('ERR_ADMIN_BAD_RESPONSE', `GET /status: HTTP ${res.status} from ${baseUrl.origin}${bodyExcerpt(res.body)}`);
   }
+  let json: unknown;
   try {
-    return { json: JSON.parse(res.body) as unknown, body: res.body };
+    json = JSON.parse(res.body);
   } catch {
     throw new AdminClientError('ERR_ADMIN_BAD_RESPONSE', `GET /status: ${baseUrl.origin} answered with something other than JSON`);
   }
+  if (!isRecord(json)) throw new AdminClientError('ERR_ADMIN_BAD_RESPONSE', `GET /status: ${baseUrl.origin} answered with JSON that is not an object`);
+  return { status: json as StatusAnswer, body: res.body };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-const field = (v: unknown, name: string): unknown => (isRecord(v) ? v[name] : undefined);
-const text = (v: unknown, fallback = '?'): string =>
-  typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : fallback;
-const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-
-/** The phase in a /status body, or undefined. */
-export function statusPhase(status: unknown): string | undefined {
-  const phase = field(status, 'phase');
-  return typeof phase === 'string' ? phase : undefined;
+/** The phase in a /drain answer (`{ status: StatusBody }`), or undefined. */
+function phaseOf(body: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    const phase = isRecord(parsed) ? (parsed as { status?: StatusAnswer }).status?.phase : undefined;
+    return typeof phase === 'string' ? phase : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
-/**
- * A compact human summary of /status: phase and readiness, backend, sessions, replicas, the
- * shutdown so far. Missing or odd fields print as `?` rather than failing.
- */
-export function summarizeStatus(status: unknown): string[] {
+/** A value as text, or `?` where the field is missing or of another type. */
+const text = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '?');
+const flag = (v: unknown, yes: string, no: string): string => (v === true ? yes : v === false ? no : `${yes} ?`);
+
+/** A compact human summary of /status: phase and readiness, backend, sessions, replicas, the shutdown so far. */
+export function summarizeStatus(status: StatusAnswer): string[] {
   const lines: string[] = [];
-  const ready = field(status, 'ready');
-  lines.push(`phase:     ${text(field(status, 'phase'))}  (${ready === true ? 'ready' : ready === false ? 'not ready' : 'ready ?'})`);
+  lines.push(`phase:     ${text(status.phase)}  (${flag(status.ready, 'ready', 'not ready')})`);
+  const b = status.backend;
+  lines.push(isRecord(b) ? `backend:   ${text(b.address)} ${flag(b.up, 'up', 'DOWN')}, kind ${text(b.kind)}, role ${text(b.role)}` : 'backend:   ?');
 
-  const backend = field(status, 'backend');
-  const up = field(backend, 'up');
-  lines.push(
-    isRecord(backend)
-      ? `backend:   ${text(field(backend, 'address'))} ${up === true ? 'up' : up === false ? 'DOWN' : 'up ?'}, ` +
-          `kind ${text(field(backend, 'kind'))}, role ${text(field(backend, 'role'))}`
-      : 'backend:   ?',
-  );
-
-  const sessions = field(status, 'sessions');
-  const byMode = field(sessions, 'byMode');
+  const byMode = status.sessions?.byMode;
   const modes = isRecord(byMode)
     ? Object.entries(byMode)
         .filter(([, n]) => typeof n === 'number' && n > 0)
         .map(([mode, n]) => `${mode} ${text(n)}`)
     : [];
   const modeText = modes.length > 0 ? ` (${modes.join(', ')})` : '';
-  lines.push(`sessions:  ${text(field(sessions, 'total'))}${modeText}; ${text(field(status, 'inflight'))} commands in flight`);
+  lines.push(`sessions:  ${text(status.sessions?.total)}${modeText}; ${text(status.inflight)} commands in flight`);
 
-  const replication = field(status, 'replication');
-  const replicas = list(field(replication, 'replicas'));
-  const converged = field(replication, 'converged');
-  const convergedText = converged === true ? 'converged' : converged === false ? 'not converged' : 'convergence not checked';
-  lines.push(`replicas:  ${replicas.length} (role ${text(field(replication, 'role'))}, ${convergedText})`);
-  for (const r of replicas) {
-    const lag = field(r, 'lagBytes');
-    const position = field(r, 'position');
-    lines.push(
-      `  ${text(field(r, 'address'))}  ${text(field(r, 'state'))}  lag ${lag === null || lag === undefined ? '?' : `${text(lag)} bytes`}` +
-        (typeof position === 'string' ? `  position ${position}` : ''),
-    );
+  const r = status.replication;
+  const replicas = Array.isArray(r?.replicas) ? r.replicas : [];
+  const convergedText = r?.converged === true ? 'converged' : r?.converged === false ? 'not converged' : 'convergence not checked';
+  lines.push(`replicas:  ${replicas.length} (role ${text(r?.role)}, ${convergedText})`);
+  for (const x of replicas) {
+    const lag = x.lagBytes === null || x.lagBytes === undefined ? '?' : `${text(x.lagBytes)} bytes`;
+    lines.push(`  ${text(x.address)}  ${text(x.state)}  lag ${lag}` + (typeof x.position === 'string' ? `  position ${x.position}` : ''));
   }
 
-  const shutdown = field(status, 'shutdown');
-  if (isRecord(shutdown)) {
-    const exitCode = field(shutdown, 'exitCode');
-    lines.push(
-      `shutdown:  ${text(field(shutdown, 'reason'))} at ${text(field(shutdown, 'startedAt'))}, ` +
-        `exit code ${typeof exitCode === 'number' ? exitCode : 'pending'}`,
-    );
-    for (const p of list(field(shutdown, 'phases'))) {
-      const ms = field(p, 'durationMs');
-      const took = typeof ms === 'number' ? formatMs(ms) : '?';
-      lines.push(`  ${text(field(p, 'phase')).padEnd(16)} ${text(field(p, 'outcome')).padEnd(9)} ${took}`);
+  const sd = status.shutdown;
+  if (isRecord(sd)) {
+    lines.push(`shutdown:  ${text(sd.reason)} at ${text(sd.startedAt)}, exit code ${typeof sd.exitCode === 'number' ? sd.exitCode : 'pending'}`);
+    for (const p of Array.isArray(sd.phases) ? sd.phases : []) {
+      const took = typeof p.durationMs === 'number' ? formatMs(p.durationMs) : '?';
+      lines.push(`  ${text(p.phase).padEnd(16)} ${text(p.outcome).padEnd(9)} ${took}`);
     }
   } else {
     lines.push('shutdown:  not started');

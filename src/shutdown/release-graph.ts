@@ -1,0 +1,69 @@
+/**
+ * What `release` lets go of, in dependency order: nothing that talks to the backend may outlive
+ * the stop gate, and the admin server outlives the gate so the final state can be scraped.
+ *
+ *   pollers → pool → control → stop_gate → admin → metrics_push → logs
+ */
+import type { Logger } from '../observability/logger.js';
+import type { ResourceGraph } from './resource-graph.js';
+import { delay } from './phase-runner.js';
+
+export interface ReleaseParts {
+  /** Health checks, the replication watcher and the trigger file: everything that polls. */
+  pollers: { close(): Promise<void>; destroy(): void };
+  pool: { close(): Promise<void>; destroy(): void };
+  control: { close(): Promise<void>; destroy(reason: string): void };
+  /** Opens the stop gate (state `drained`): the backend may stop now. */
+  openGate(): void;
+  admin: { close(graceMs: number): Promise<void>; destroy(): void };
+  /** holdUntilSignal: keep the admin server up for the probes instead of closing it. */
+  hold: { readonly holding: boolean; markAdminHeld(): void };
+  metricsLingerMs: number;
+  /** The final Pushgateway push, when one is configured. */
+  push: (() => Promise<void>) | undefined;
+  logger: Logger;
+}
+
+/** Declares the release order into `graph` (created before the phases that release it) and checks it. */
+export function declareReleaseGraph(graph: ResourceGraph, p: ReleaseParts): ResourceGraph {
+  const log = p.logger.child({ component: 'main' });
+  graph
+    .add({ name: 'pollers', after: [], close: () => p.pollers.close(), destroy: () => p.pollers.destroy() })
+    .add({ name: 'pool', after: ['pollers'], close: () => p.pool.close(), destroy: () => p.pool.destroy() })
+    .add({ name: 'control', after: ['pool'], close: () => p.control.close(), destroy: () => p.control.destroy('release') })
+    .add({
+      name: 'stop_gate',
+      after: ['control'],
+      close: () => {
+        p.openGate();
+        log.info('stop gate open: the backend may stop now');
+      },
+      destroy: () => p.openGate(),
+    })
+    .add({
+      name: 'admin',
+      after: ['stop_gate'],
+      close: async (signal) => {
+        if (p.hold.holding) {
+          p.hold.markAdminHeld();
+          log.info('holding until SIGTERM: the admin server stays up for the probes (holdUntilSignal)');
+          return;
+        }
+        await delay(p.metricsLingerMs, signal); // returns at once when forced
+        await p.admin.close(200);
+      },
+      destroy: () => p.admin.destroy(),
+    })
+    .add({
+      // A scrape may miss a shutdown that lasts seconds: push the final state once, if configured.
+      name: 'metrics_push',
+      after: ['admin'],
+      close: async () => {
+        await p.push?.();
+      },
+      destroy: () => undefined,
+    })
+    .add({ name: 'logs', after: ['metrics_push'], close: () => p.logger.flush(), destroy: () => p.logger.flush() });
+  graph.order(); // a cycle or a typo is a start-up error, not a shutdown surprise
+  return graph;
+}
