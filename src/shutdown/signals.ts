@@ -1,14 +1,38 @@
 /**
  * Termination signals → the coordinator, and the hold (`shutdown.holdUntilSignal`).
  *
- * The first SIGTERM/SIGINT starts (or joins) the shutdown, the second forces it: the coordinator
- * counts. With holdUntilSignal, a shutdown that no signal started (the stop gate, POST /drain, the
+ * The signals the sidecar handles, and what each does. Node's default for most of them is to die
+ * at once, without a shutdown report; here every one of them starts the ordered shutdown (or joins
+ * the one under way), and any second one forces it (exit code 3): the coordinator counts.
+ *
+ * Not handled, on purpose: SIGKILL and SIGSTOP (cannot be caught); SIGUSR1 (Node starts its
+ * inspector; left alone); SIGPROF (V8's CPU profiler uses it); SIGPIPE (Node ignores it);
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL (the process is not in a state to run JavaScript);
+ * SIGWINCH, SIGCHLD, SIGCONT, SIGURG (not termination signals).
+ *
+ * With holdUntilSignal, a shutdown that no signal started (the stop gate, POST /drain, the
  * trigger file) keeps the process and its probes up after the report until a signal comes: a
  * native sidecar (restartPolicy: Always) that exited early would be restarted while the backend
  * still stops. A signal that arrives while holding ends the hold; it is not a second signal.
  */
-export const TERMINATION_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
-export type TerminationSignal = (typeof TERMINATION_SIGNALS)[number];
+export interface SignalRule {
+  signal: NodeJS.Signals;
+  /** Who sends it, and why it is a shutdown. */
+  why: string;
+}
+
+export const TERMINATION_SIGNALS: readonly SignalRule[] = [
+  { signal: 'SIGTERM', why: 'the kubelet, docker stop, systemd: the normal way to stop the sidecar' },
+  { signal: 'SIGINT', why: 'Ctrl-C in a terminal' },
+  { signal: 'SIGHUP', why: 'the terminal or session went away; the sidecar has no configuration to reload, so it stops as for SIGTERM' },
+  { signal: 'SIGQUIT', why: 'Ctrl-\\ in a terminal, some supervisors; orderly here (no core dump)' },
+  { signal: 'SIGUSR2', why: 'nothing in the sidecar uses it; Node would die at once' },
+  { signal: 'SIGALRM', why: 'a stray alarm(2) timer; Node would die at once' },
+  { signal: 'SIGVTALRM', why: 'as SIGALRM' },
+  { signal: 'SIGXCPU', why: 'the CPU time limit (RLIMIT_CPU) was reached; the kernel sends SIGKILL later' },
+  { signal: 'SIGXFSZ', why: 'a file grew past RLIMIT_FSIZE; the write fails with EFBIG instead of the process dying' },
+  { signal: 'SIGPWR', why: 'power failure notice (Linux); stop while there is time' },
+];
 
 export class SignalHold {
   private signalled = false;
@@ -29,14 +53,14 @@ export class SignalHold {
   install(): void {
     if (this.installed) return;
     this.installed = true;
-    for (const s of TERMINATION_SIGNALS) process.on(s, this.listener);
+    for (const { signal } of TERMINATION_SIGNALS) process.on(signal, this.listener);
   }
 
   /** Removes the listeners (tests and the demo run several sidecars in one process). Idempotent. */
   uninstall(): void {
     if (!this.installed) return;
     this.installed = false;
-    for (const s of TERMINATION_SIGNALS) process.off(s, this.listener);
+    for (const { signal } of TERMINATION_SIGNALS) process.off(signal, this.listener);
   }
 
   /** A signal, whether from the process or injected by a test. */
