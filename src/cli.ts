@@ -17,8 +17,7 @@ import { readFileSync } from 'node:fs';
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { isSidecarError } from './errors.js';
-import { DEFAULT_CONFIG } from './config/schema.js';
-import { CONFIG_KEYS, SECTIONS, getField, primaryKey, type ConfigKey } from './config/keys.js';
+import { DEFAULT_CONFIG, CONFIG_KEYS, KEYS_BY_PATH, SECTIONS, getField, primaryKey, type ConfigKey } from './config/keys.js';
 import { CONFIG_PATH_ENV, loadConfig } from './config/load.js';
 import { renderDefaultsYaml, renderEffectiveYaml, yamlText } from './config/render.js';
 import { tryParseDuration } from './config/duration.js';
@@ -32,9 +31,12 @@ import {
   summarizeStatus,
 } from './admin/client.js';
 
-const ADMIN_ENV = 'PIKA_SIDECAR_ADMIN';
-const TOKEN_ENV = 'PIKA_SIDECAR_ADMIN_TOKEN';
-const TOKEN_FILE_ENV = 'PIKA_SIDECAR_ADMIN_TOKEN_FILE';
+/** drain and status read the sidecar's own admin keys: the same environment variables, the same file rule. */
+function configKey(path: string): ConfigKey {
+  const k = KEYS_BY_PATH.get(path);
+  if (k === undefined) throw new Error(`no configuration key ${path}`);
+  return k;
+}
 
 /** A usage problem found by a handler (bad --timeout, ...): printed like yargs' own. */
 class UsageError extends Error {}
@@ -83,6 +85,7 @@ function configOptions(): Record<string, Options> {
   for (const k of CONFIG_KEYS) {
     options[k.flag] = {
       type: k.parser.flagType,
+      ...(k.flagAliases.length > 0 ? { alias: [...k.flagAliases] } : {}),
       describe: `${k.describe}. Allowed: ${k.parser.brief}. Env ${k.env}`,
       defaultDescription: defaultText(k),
       group: helpGroup(k),
@@ -135,19 +138,18 @@ function durationOption(name: string, value: unknown): number {
 
 function adminToken(argv: Record<string, unknown>): string | undefined {
   if (typeof argv['token'] === 'string' && argv['token'] !== '') return argv['token'];
-  const fromEnv = process.env[TOKEN_ENV];
+  const fromEnv = process.env[configKey('adminToken').env];
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-  const file = process.env[TOKEN_FILE_ENV];
+  const fileKey = configKey('adminTokenFile');
+  const file = process.env[fileKey.env];
   if (file === undefined || file === '') return undefined;
-  try {
-    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-  } catch (err) {
-    throw new UsageError(`cannot read the admin token file ${TOKEN_FILE_ENV}=${file}: ${(err as NodeJS.ErrnoException).code}`);
-  }
+  const parsed = fileKey.parser.parse(file);
+  if (!parsed.ok) throw new UsageError(`cannot read the admin token file ${fileKey.env}=${file}: ${parsed.detail ?? `expected ${fileKey.parser.expected}`}`);
+  return parsed.value as string | undefined;
 }
 
 function adminUrl(argv: Record<string, unknown>): URL {
-  const given = typeof argv['admin'] === 'string' ? argv['admin'] : process.env[ADMIN_ENV];
+  const given = typeof argv['admin'] === 'string' ? argv['admin'] : process.env[configKey('admin').env];
   return adminBaseUrl(given);
 }
 
@@ -235,7 +237,7 @@ async function demoCommand(): Promise<number> {
 
 const ADMIN_OPTION: Options = {
   type: 'string',
-  describe: `admin API of the sidecar: a URL or host:port (env ${ADMIN_ENV}, as the sidecar reads it)`,
+  describe: `admin API of the sidecar: a URL or host:port (env ${configKey('admin').env}, as the sidecar reads it)`,
   defaultDescription: DEFAULT_ADMIN_URL,
 };
 
@@ -287,7 +289,7 @@ async function main(): Promise<number> {
           admin: ADMIN_OPTION,
           token: {
             type: 'string',
-            describe: `bearer token for a sidecar that is not on loopback (env ${TOKEN_ENV} or ${TOKEN_FILE_ENV})`,
+            describe: `bearer token for a sidecar that is not on loopback (env ${configKey('adminToken').env} or ${configKey('adminTokenFile').env})`,
             defaultDescription: 'none',
           },
           timeout: timeoutOption('60s'),

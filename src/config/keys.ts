@@ -1,12 +1,17 @@
 /**
- * Every configuration key, once: where it lives in the YAML file, its environment variable, its
- * flag, how its value is parsed and one line saying what it is. The loader, the validator, the CLI
- * flags, --help, check-config and the shipped config/pika-sidecar.yaml are all derived from this
- * table, so a key is added or changed here and nowhere else.
+ * Every configuration key, once: the SidecarConfig field it sets, how its value is parsed, its
+ * default and one line saying what it is. Everything else is derived from the row: the YAML path,
+ * the flag, the environment variable, DEFAULT_CONFIG, the loader, the validator, --help,
+ * check-config, the shipped config/pika-sidecar.yaml and docs/reference.md. A key is added or
+ * changed here and nowhere else.
  *
- * Naming: the YAML path is the SidecarConfig field without its `Ms` suffix; the environment variable
- * is PIKA_SIDECAR_ + the flag in upper snake case. Two keys may set one field: a secret and the file
- * holding it (`backendPassword` / `backendPasswordFile`); set one of them, not both.
+ * Naming, one scheme: the YAML path is the field without its `Ms` suffix (`shutdown.drainTimeout`);
+ * the flag is the path in kebab case with the section as a prefix (`--shutdown-drain-timeout`); the
+ * environment variable is PIKA_SIDECAR_ + the flag in upper snake case
+ * (`PIKA_SIDECAR_SHUTDOWN_DRAIN_TIMEOUT`). Flags that predate the scheme stay accepted as aliases,
+ * with their environment variables (`--drain-timeout`, `PIKA_SIDECAR_DRAIN_TIMEOUT`).
+ * Two keys may set one field: a secret and the file holding it (`backendPassword` /
+ * `backendPasswordFile`); set one of them, not both. The file key has a path of its own and no default.
  */
 import type { ReplicationConfig, ShutdownConfig, SidecarConfig } from './schema.js';
 import {
@@ -30,6 +35,24 @@ export type FieldPath =
   | `replication.${keyof ReplicationConfig}`
   | `shutdown.${keyof ShutdownConfig}`;
 
+/** The type of the value at a field: `FieldType<'shutdown.drainTimeoutMs'>` is number. */
+export type FieldType<F extends FieldPath> = F extends `replication.${infer L extends keyof ReplicationConfig}`
+  ? ReplicationConfig[L]
+  : F extends `shutdown.${infer L extends keyof ShutdownConfig}`
+    ? ShutdownConfig[L]
+    : F extends keyof SidecarConfig
+      ? SidecarConfig[F]
+      : never;
+
+/** One row as written below: the field's own key has a default; a file key names its own path. */
+type KeyRow<F extends FieldPath> = {
+  readonly field: F;
+  readonly parser: ValueParser<FieldType<F>>;
+  readonly describe: string;
+  /** Flag names from before the naming scheme, still accepted (and their environment variables). */
+  readonly aliases?: readonly string[];
+} & ({ readonly default: FieldType<F>; readonly path?: never } | { readonly path: string; readonly default?: never });
+
 export interface ConfigKey<T = unknown> {
   /** Where it lives in the YAML file; also its name in messages and check-config output. */
   readonly path: string;
@@ -39,9 +62,16 @@ export interface ConfigKey<T = unknown> {
   readonly env: string;
   /** Flag name without the dashes (kebab case). */
   readonly flag: string;
+  /** Older flag names, accepted too (without the dashes). */
+  readonly flagAliases: readonly string[];
+  /** The environment variables of the older flag names. */
+  readonly envAliases: readonly string[];
   readonly parser: ValueParser<T>;
   /** What the key is for, in one line (the allowed values come from the parser). */
   readonly describe: string;
+  /** The field's own key carries its default; a file key (backendPasswordFile) has none. */
+  readonly hasDefault: boolean;
+  readonly default: T | undefined;
 }
 
 /** The two nested mappings of the YAML file. */
@@ -50,285 +80,253 @@ export const SECTIONS = ['replication', 'shutdown'] as const;
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 
-// Identity helper: lets each row's parser type be checked against its own toYaml/parse pair.
-const key = <T>(k: ConfigKey<T>): ConfigKey => k as ConfigKey;
+const kebab = (path: string): string => path.replace('.', '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const envOf = (flag: string): string => `PIKA_SIDECAR_${flag.toUpperCase().replaceAll('-', '_')}`;
 
-export const CONFIG_KEYS: readonly ConfigKey[] = [
+/** A row → its key, names derived; the parser and the default are checked against the field's type. */
+function key<F extends FieldPath>(row: KeyRow<F>): ConfigKey & { readonly field: F } {
+  const path = row.path ?? row.field.replace(/Ms$/, '');
+  const flag = kebab(path);
+  const flagAliases = row.aliases ?? [];
+  return {
+    path,
+    field: row.field,
+    flag,
+    env: envOf(flag),
+    flagAliases,
+    envAliases: flagAliases.map(envOf),
+    parser: row.parser as ValueParser<unknown>,
+    describe: row.describe,
+    hasDefault: row.path === undefined,
+    default: row.default,
+  };
+}
+
+const ROWS = [
   key({
-    path: 'listen',
     field: 'listen',
-    env: 'PIKA_SIDECAR_LISTEN',
-    flag: 'listen',
     parser: hostPort({ emptyHost: '0.0.0.0', allowPortZero: true }),
+    default: { host: '127.0.0.1', port: 6380 },
     describe: 'address clients connect to (the client Service targets this port)',
   }),
   key({
-    path: 'backend',
     field: 'backend',
-    env: 'PIKA_SIDECAR_BACKEND',
-    flag: 'backend',
     parser: hostPort({ emptyHost: '127.0.0.1', allowPortZero: false }),
+    default: { host: '127.0.0.1', port: 9221 },
     describe: 'the Pika or Redis server this sidecar fronts, normally on loopback in the same pod',
   }),
   key({
-    path: 'admin',
     field: 'admin',
-    env: 'PIKA_SIDECAR_ADMIN',
-    flag: 'admin',
     parser: hostPort({ emptyHost: '127.0.0.1', allowPortZero: true }),
+    default: { host: '127.0.0.1', port: 9121 },
     describe: 'admin HTTP server: /metrics, /healthz, /readyz, /status, /drain and the stop gate',
   }),
   key({
-    path: 'backendKind',
     field: 'backendKind',
-    env: 'PIKA_SIDECAR_BACKEND_KIND',
-    flag: 'backend-kind',
     parser: oneOf(['auto', 'redis', 'pika'] as const),
+    default: 'auto',
     describe: 'backend flavour; auto reads it from INFO server',
   }),
   key({
-    path: 'backendUser',
     field: 'backendUser',
-    env: 'PIKA_SIDECAR_BACKEND_USER',
-    flag: 'backend-user',
     parser: optionalString(),
+    default: undefined,
     describe: 'ACL user of the control connection (Redis 6+); client sessions authenticate themselves',
   }),
   key({
-    path: 'backendPassword',
     field: 'backendPassword',
-    env: 'PIKA_SIDECAR_BACKEND_PASSWORD',
-    flag: 'backend-password',
     parser: optionalString({ secret: true, brief: 'secret string' }),
+    default: undefined,
     describe: 'secret: password of the control connection; prefer the env variable or backendPasswordFile',
   }),
   key({
-    path: 'backendPasswordFile',
     field: 'backendPassword',
-    env: 'PIKA_SIDECAR_BACKEND_PASSWORD_FILE',
-    flag: 'backend-password-file',
+    path: 'backendPasswordFile',
     parser: secretFile(),
     describe: 'file holding backendPassword (a trailing newline is ignored); set this or backendPassword',
   }),
   key({
-    path: 'adminToken',
     field: 'adminToken',
-    env: 'PIKA_SIDECAR_ADMIN_TOKEN',
-    flag: 'admin-token',
     parser: optionalString({ secret: true, brief: 'secret string' }),
+    default: undefined,
     describe: 'secret: bearer token non-loopback callers of mutating admin endpoints must send (unset = loopback only)',
   }),
   key({
-    path: 'adminTokenFile',
     field: 'adminToken',
-    env: 'PIKA_SIDECAR_ADMIN_TOKEN_FILE',
-    flag: 'admin-token-file',
+    path: 'adminTokenFile',
     parser: secretFile(),
     describe: 'file holding adminToken (a trailing newline is ignored); set this or adminToken',
   }),
   key({
-    path: 'poolSize',
     field: 'poolSize',
-    env: 'PIKA_SIDECAR_POOL_SIZE',
-    flag: 'pool-size',
     parser: integer({ min: 0, max: 1024 }),
+    default: 8,
     describe: 'backend connections opened ahead of new clients (0 = connect when a client arrives)',
   }),
   key({
-    path: 'connectTimeout',
     field: 'connectTimeoutMs',
-    env: 'PIKA_SIDECAR_CONNECT_TIMEOUT',
-    flag: 'connect-timeout',
     parser: duration({ min: 1 }),
+    default: 2000,
     describe: 'backend connect timeout',
   }),
   key({
-    path: 'healthInterval',
     field: 'healthIntervalMs',
-    env: 'PIKA_SIDECAR_HEALTH_INTERVAL',
-    flag: 'health-interval',
     parser: duration({ min: 1 }),
+    default: 1000,
     describe: 'control connection PING interval',
   }),
   key({
-    path: 'commandTimeout',
     field: 'commandTimeoutMs',
-    env: 'PIKA_SIDECAR_COMMAND_TIMEOUT',
-    flag: 'command-timeout',
     parser: duration({ min: 1 }),
+    default: 2000,
     describe: 'control connection command timeout (PING, INFO, CLIENT ...)',
   }),
   key({
-    path: 'maxBulkBytes',
     field: 'maxBulkBytes',
-    env: 'PIKA_SIDECAR_MAX_BULK_BYTES',
-    flag: 'max-bulk-bytes',
     parser: size({ min: 1, max: 4 * GiB }),
+    default: 512 * MiB,
     describe: "largest bulk string a client may send (Redis' proto-max-bulk-len)",
   }),
   key({
-    path: 'maxInlineBytes',
     field: 'maxInlineBytes',
-    env: 'PIKA_SIDECAR_MAX_INLINE_BYTES',
-    flag: 'max-inline-bytes',
     parser: size({ min: 1, max: 16 * MiB }),
+    default: 64 * 1024,
     describe: 'largest inline command line a client may send',
   }),
   key({
-    path: 'deniedCommands',
     field: 'deniedCommands',
-    env: 'PIKA_SIDECAR_DENIED_COMMANDS',
-    flag: 'denied-commands',
     parser: commandList(),
+    default: ['shutdown'],
     describe: 'commands refused with -ERR instead of forwarded (names are lowercased)',
   }),
   key({
-    path: 'logLevel',
     field: 'logLevel',
-    env: 'PIKA_SIDECAR_LOG_LEVEL',
-    flag: 'log-level',
     parser: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+    default: 'info',
     describe: 'log level (per-command detail only at trace)',
   }),
   key({
-    path: 'replication.pollInterval',
     field: 'replication.pollIntervalMs',
-    env: 'PIKA_SIDECAR_REPLICATION_POLL_INTERVAL',
-    flag: 'replication-poll-interval',
     parser: duration({ min: 1 }),
+    default: 5000,
     describe: 'INFO polling interval in normal service (replica lag metrics)',
   }),
   key({
-    path: 'replication.shutdownPollMin',
     field: 'replication.shutdownPollMinMs',
-    env: 'PIKA_SIDECAR_REPLICATION_SHUTDOWN_POLL_MIN',
-    flag: 'replication-shutdown-poll-min',
     parser: duration({ min: 1 }),
+    default: 20,
     describe: 'replication_sync: first poll interval, backing off with jitter up to shutdownPollMax',
   }),
   key({
-    path: 'replication.shutdownPollMax',
     field: 'replication.shutdownPollMaxMs',
-    env: 'PIKA_SIDECAR_REPLICATION_SHUTDOWN_POLL_MAX',
-    flag: 'replication-shutdown-poll-max',
     parser: duration({ min: 1 }),
+    default: 500,
     describe: 'replication_sync: longest poll interval (at least shutdownPollMin)',
   }),
   key({
-    path: 'replication.settle',
     field: 'replication.settleMs',
-    env: 'PIKA_SIDECAR_REPLICATION_SETTLE',
-    flag: 'replication-settle',
     parser: duration(),
+    default: 200,
     describe: 'replication_sync: after convergence, wait this long and check again',
   }),
   key({
-    path: 'replication.pauseWrites',
     field: 'replication.pauseWrites',
-    env: 'PIKA_SIDECAR_REPLICATION_PAUSE_WRITES',
-    flag: 'replication-pause-writes',
     parser: boolean(),
+    default: true,
     describe: 'replication_sync: CLIENT PAUSE WRITE on Redis >= 6.2, stopping writes that bypass the sidecar',
   }),
   key({
-    path: 'replication.addressOverrides',
     field: 'replication.addressOverrides',
-    env: 'PIKA_SIDECAR_REPLICATION_ADDRESS_OVERRIDES',
-    flag: 'replication-address-overrides',
     parser: addressMap(),
+    default: {},
     describe: 'replica address to dial instead of the announced one, e.g. {"10.0.0.2:9221": "127.0.0.1:19221"}',
   }),
   key({
-    path: 'shutdown.announceDelay',
     field: 'shutdown.announceDelayMs',
-    env: 'PIKA_SIDECAR_ANNOUNCE_DELAY',
-    flag: 'announce-delay',
     parser: duration(),
+    default: 5000,
+    aliases: ['announce-delay'],
     describe: 'intercept: keep serving after readiness turns 503 while endpoint removal propagates',
   }),
   key({
-    path: 'shutdown.drainTimeout',
     field: 'shutdown.drainTimeoutMs',
-    env: 'PIKA_SIDECAR_DRAIN_TIMEOUT',
-    flag: 'drain-timeout',
     parser: duration(),
+    default: 10_000,
+    aliases: ['drain-timeout'],
     describe: 'drain phase budget: forwarded commands get their replies, idle sessions close',
   }),
   key({
-    path: 'shutdown.closeTimeout',
     field: 'shutdown.closeTimeoutMs',
-    env: 'PIKA_SIDECAR_CLOSE_TIMEOUT',
-    flag: 'close-timeout',
     parser: duration(),
+    default: 3000,
+    aliases: ['close-timeout'],
     describe: 'close_clients phase budget: blocked sessions and stragglers',
   }),
   key({
-    path: 'shutdown.replicationTimeout',
     field: 'shutdown.replicationTimeoutMs',
-    env: 'PIKA_SIDECAR_REPLICATION_TIMEOUT',
-    flag: 'replication-timeout',
     parser: duration(),
+    default: 20_000,
+    aliases: ['replication-timeout'],
     describe: 'replication_sync phase budget: replicas reach the master position',
   }),
   key({
-    path: 'shutdown.releaseTimeout',
     field: 'shutdown.releaseTimeoutMs',
-    env: 'PIKA_SIDECAR_RELEASE_TIMEOUT',
-    flag: 'release-timeout',
     parser: duration(),
+    default: 3000,
+    aliases: ['release-timeout'],
     describe: 'release phase budget, metricsLinger included',
   }),
   key({
-    path: 'shutdown.deadline',
     field: 'shutdown.deadlineMs',
-    env: 'PIKA_SIDECAR_SHUTDOWN_DEADLINE',
-    flag: 'shutdown-deadline',
     parser: duration({ min: 1 }),
+    default: 45_000,
     describe:
       'whole shutdown; at least announceDelay + 1s + the four phase budgets, below terminationGracePeriodSeconds',
   }),
   key({
-    path: 'shutdown.metricsLinger',
     field: 'shutdown.metricsLingerMs',
-    env: 'PIKA_SIDECAR_METRICS_LINGER',
-    flag: 'metrics-linger',
     parser: duration(),
+    default: 2000,
+    aliases: ['metrics-linger'],
     describe: 'release: keep the admin server up this long for a last scrape (at most releaseTimeout)',
   }),
   key({
-    path: 'shutdown.closeSpread',
     field: 'shutdown.closeSpreadMs',
-    env: 'PIKA_SIDECAR_CLOSE_SPREAD',
-    flag: 'close-spread',
     parser: duration(),
+    default: 0,
+    aliases: ['close-spread'],
     describe: 'close_clients: spread straggler closes over this window, 0 = all at once (at most closeTimeout)',
   }),
   key({
-    path: 'shutdown.holdUntilSignal',
     field: 'shutdown.holdUntilSignal',
-    env: 'PIKA_SIDECAR_HOLD_UNTIL_SIGNAL',
-    flag: 'hold-until-signal',
     parser: boolean(),
+    default: false,
+    aliases: ['hold-until-signal'],
     describe:
       'after a shutdown started by HTTP, the gate or the trigger file, stay up (admin server included) until SIGTERM, then exit with its code; for native sidecars, which the kubelet restarts if they exit before the main containers',
   }),
   key({
-    path: 'shutdown.triggerDir',
     field: 'shutdown.triggerDir',
-    env: 'PIKA_SIDECAR_TRIGGER_DIR',
-    flag: 'trigger-dir',
     parser: optionalString({ expected: 'a directory path (null = off)', brief: 'directory, null = off' }),
+    default: undefined,
+    aliases: ['trigger-dir'],
     describe: 'directory watched for the trigger file `drain`; the marker file `drained` is written there',
   }),
   key({
-    path: 'shutdown.pushgatewayUrl',
     field: 'shutdown.pushgatewayUrl',
-    env: 'PIKA_SIDECAR_PUSHGATEWAY_URL',
-    flag: 'pushgateway-url',
     parser: optionalUrl(),
+    default: undefined,
+    aliases: ['pushgateway-url'],
     describe: 'Prometheus Pushgateway for a final push of the shutdown metrics',
   }),
-];
+] as const;
+
+export const CONFIG_KEYS: readonly ConfigKey[] = ROWS;
+
+// Every SidecarConfig field has a key: a field added to the schema without one fails to compile here.
+type Uncovered = Exclude<FieldPath, (typeof ROWS)[number]['field']>;
+const everyFieldHasAKey: [Uncovered] extends [never] ? true : Uncovered = true;
+void everyFieldHasAKey;
 
 export const KEYS_BY_PATH: ReadonlyMap<string, ConfigKey> = new Map(CONFIG_KEYS.map((k) => [k.path, k]));
 
@@ -358,3 +356,12 @@ export function setField(config: SidecarConfig, field: FieldPath, value: unknown
   if (leaf === undefined) root[head] = value;
   else (root[head] as Record<string, unknown>)[leaf] = value;
 }
+
+/** The defaults, from the rows: each field's own key carries its default. */
+function defaultsFromKeys(): SidecarConfig {
+  const config = { replication: {}, shutdown: {} } as unknown as SidecarConfig;
+  for (const k of CONFIG_KEYS) if (k.hasDefault) setField(config, k.field, structuredClone(k.default));
+  return config;
+}
+
+export const DEFAULT_CONFIG: SidecarConfig = defaultsFromKeys();

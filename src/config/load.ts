@@ -1,6 +1,7 @@
 /**
  * Builds the SidecarConfig from four layers, highest first:
  *   flags (yargs argv, kebab-case names) > environment PIKA_SIDECAR_* > YAML file > DEFAULT_CONFIG.
+ * A key's older flag name (and its environment variable) counts as the key's own, the new name first.
  * Each field takes its value from the highest layer that sets it; the YAML file is named by
  * `configPath`, else `argv.config`, else PIKA_SIDECAR_CONFIG, and is optional.
  *
@@ -15,8 +16,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
-import { DEFAULT_CONFIG, type SidecarConfig } from './schema.js';
-import { CONFIG_KEYS, KEYS_BY_FIELD, KEYS_BY_PATH, SECTIONS, primaryKey, setField, type ConfigKey, type FieldPath } from './keys.js';
+import type { SidecarConfig } from './schema.js';
+import { DEFAULT_CONFIG, CONFIG_KEYS, KEYS_BY_FIELD, KEYS_BY_PATH, SECTIONS, primaryKey, setField, type ConfigKey, type FieldPath } from './keys.js';
 import {
   checkConsistency,
   configError,
@@ -104,12 +105,13 @@ function pickLayer(
 ): { key: ConfigKey; given: Given } | undefined {
   const layers: Array<(k: ConfigKey) => Given | undefined> = [
     (k) => {
-      const raw = input.argv?.[k.flag];
-      return raw === undefined ? undefined : { raw, origin: { source: 'flag', where: `--${k.flag}` } };
+      // The flag, else an older name of it (yargs fills both from either; a plain argv may hold one).
+      const flag = [k.flag, ...k.flagAliases].find((f) => input.argv?.[f] !== undefined);
+      return flag === undefined ? undefined : { raw: input.argv?.[flag], origin: { source: 'flag', where: `--${flag}` } };
     },
     (k) => {
-      const raw = input.env?.[k.env];
-      return raw === undefined || raw === '' ? undefined : { raw, origin: { source: 'env', where: k.env } };
+      const env = [k.env, ...k.envAliases].find((e) => input.env?.[e] !== undefined && input.env[e] !== '');
+      return env === undefined ? undefined : { raw: input.env?.[env], origin: { source: 'env', where: env } };
     },
     (k) => {
       const raw = fromFile.get(k.path);

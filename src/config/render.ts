@@ -5,8 +5,8 @@
  * Secrets are never rendered: the defaults file holds null, check-config prints `[set]`.
  */
 import { stringify } from 'yaml';
-import { DEFAULT_CONFIG, type SidecarConfig } from './schema.js';
-import { CONFIG_KEYS, getField, primaryKey, type ConfigKey } from './keys.js';
+import type { SidecarConfig } from './schema.js';
+import { DEFAULT_CONFIG, CONFIG_KEYS, getField, primaryKey, type ConfigKey } from './keys.js';
 import { MAX_DURATION_MS } from './duration.js';
 import type { YamlValue } from './parsers.js';
 import type { ConfigSource } from './validate.js';
@@ -74,10 +74,16 @@ function valueOf(config: SidecarConfig, k: ConfigKey): YamlValue {
   return k.parser.toYaml(getField(config, k.field));
 }
 
+/** The older names a key still accepts, for its comment. */
+function formerly(k: ConfigKey): string {
+  if (k.flagAliases.length === 0) return '';
+  return ` (also ${k.flagAliases.map((f, i) => `--${f} / ${k.envAliases[i] ?? ''}`).join(', ')})`;
+}
+
 /** The documented defaults file (config/pika-sidecar.yaml). */
 export function renderDefaultsYaml(): string {
   const body = renderKeys(CONFIG_KEYS, (k, indent, name) => [
-    `${indent}# ${k.describe}. Allowed: ${k.parser.brief}. Env ${k.env}, flag --${k.flag}`,
+    `${indent}# ${k.describe}. Allowed: ${k.parser.brief}. Env ${k.env}, flag --${k.flag}${formerly(k)}`,
     `${indent}${name}: ${yamlText(valueOf(DEFAULT_CONFIG, k))}`,
   ]);
   return `${[...DEFAULTS_HEADER, '', ...body].join('\n')}\n`;

@@ -1,6 +1,7 @@
 /**
  * The sidecar's configuration: one typed object, built by src/config/load.ts from
- * flags > PIKA_SIDECAR_* environment > YAML file > these defaults. Durations are milliseconds.
+ * flags > PIKA_SIDECAR_* environment > YAML file > defaults. Durations are milliseconds. The
+ * defaults, names and parsers of every field are declared once, in src/config/keys.ts.
  */
 export type BackendKind = 'auto' | 'redis' | 'pika';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -75,45 +76,6 @@ export interface SidecarConfig {
   replication: ReplicationConfig;
   shutdown: ShutdownConfig;
 }
-
-export const DEFAULT_CONFIG: SidecarConfig = {
-  listen: { host: '127.0.0.1', port: 6380 },
-  backend: { host: '127.0.0.1', port: 9221 },
-  admin: { host: '127.0.0.1', port: 9121 },
-  backendKind: 'auto',
-  backendPassword: undefined,
-  backendUser: undefined,
-  adminToken: undefined,
-  poolSize: 8,
-  connectTimeoutMs: 2000,
-  healthIntervalMs: 1000,
-  commandTimeoutMs: 2000,
-  maxBulkBytes: 512 * 1024 * 1024,
-  maxInlineBytes: 64 * 1024,
-  deniedCommands: ['shutdown'],
-  logLevel: 'info',
-  replication: {
-    pollIntervalMs: 5000,
-    shutdownPollMinMs: 20,
-    shutdownPollMaxMs: 500,
-    settleMs: 200,
-    pauseWrites: true,
-    addressOverrides: {},
-  },
-  shutdown: {
-    announceDelayMs: 5000,
-    drainTimeoutMs: 10000,
-    closeTimeoutMs: 3000,
-    replicationTimeoutMs: 20000,
-    releaseTimeoutMs: 3000,
-    deadlineMs: 45000,
-    metricsLingerMs: 2000,
-    closeSpreadMs: 0,
-    holdUntilSignal: false,
-    triggerDir: undefined,
-    pushgatewayUrl: undefined,
-  },
-};
 
 /** intercept's budget: the announce delay plus a second to close the listener. */
 export function interceptBudgetMs(s: ShutdownConfig): number {

@@ -1,7 +1,7 @@
 /**
  * What a configuration problem says, and the checks that involve more than one key.
  * Every problem names the key, the value it was given, where that value came from and what is
- * allowed: `shutdown.drainTimeout = "10 seconds" (from PIKA_SIDECAR_DRAIN_TIMEOUT): expected ...`.
+ * allowed: `shutdown.drainTimeout = "10 seconds" (from PIKA_SIDECAR_SHUTDOWN_DRAIN_TIMEOUT): expected ...`.
  * Secret values are never shown.
  */
 import { SidecarError } from '../errors.js';

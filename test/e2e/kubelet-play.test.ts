@@ -300,7 +300,7 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
     assert.equal((JSON.parse(gate.output) as { result?: string }).result, 'drained', `the gate reported drained${why}`);
   } else {
     assert.equal(gate.kind, 'exec');
-    const triggerDir = pod.mapText(SIDECAR_CONTAINER, argAfter(sidecarSpec.args ?? [], '--trigger-dir'));
+    const triggerDir = pod.mapText(SIDECAR_CONTAINER, argAfter(sidecarSpec.args ?? [], '--shutdown-trigger-dir'));
     assert.ok(existsSync(join(triggerDir, DRAINED_FILE)), `the sidecar wrote ${DRAINED_FILE} in the shared volume${why}`);
   }
   assert.ok(gate.endedAt >= resumedAt, `the gate opened only after the lagging replica resumed${why}`);

@@ -11,7 +11,8 @@ import { ReplicationWatcher, type ConvergenceResult } from '../../src/replicatio
 import { ControlConnection, ErrorReply } from '../../src/backend/control-connection.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { DEFAULT_CONFIG, type ReplicationConfig } from '../../src/config/schema.js';
+import type { ReplicationConfig } from '../../src/config/schema.js';
+import { DEFAULT_CONFIG } from '../../src/config/keys.js';
 import {
   fakePika as fake,
   pikaGroup as group,

@@ -13,7 +13,8 @@ import { parseRedisReplication } from '../../src/replication/redis-info.js';
 import { dialectFromInfoServer } from '../../src/replication/dialect.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { DEFAULT_CONFIG, type ReplicationConfig } from '../../src/config/schema.js';
+import type { ReplicationConfig } from '../../src/config/schema.js';
+import { DEFAULT_CONFIG } from '../../src/config/keys.js';
 import { RedisServer, startReplicationGroup } from '../support/redis-server.js';
 import { waitFor } from '../support/wait.js';
 

@@ -2,7 +2,8 @@
  * An in-process sidecar for integration tests: ports chosen by the OS (0), short budgets, logs
  * captured as parsed JSON lines so tests can assert on them.
  */
-import { DEFAULT_CONFIG, type SidecarConfig } from '../../src/config/schema.js';
+import type { SidecarConfig } from '../../src/config/schema.js';
+import { DEFAULT_CONFIG } from '../../src/config/keys.js';
 import { runSidecar, type Sidecar } from '../../src/main.js';
 import { captureLogs } from './log-capture.js';
 import { RedisServer, type RedisServerOptions } from './redis-server.js';

@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/load.js';
-import { CONFIG_KEYS, KEYS_BY_FIELD, getField, primaryKey, type FieldPath } from '../../src/config/keys.js';
+import { DEFAULT_CONFIG, CONFIG_KEYS, KEYS_BY_FIELD, getField, primaryKey, type FieldPath } from '../../src/config/keys.js';
 import { renderDefaultsYaml, renderEffectiveYaml } from '../../src/config/render.js';
-import { DEFAULT_CONFIG } from '../../src/config/schema.js';
 
 // dist/test/unit/ -> the repository root
 const SHIPPED = fileURLToPath(new URL('../../../config/pika-sidecar.yaml', import.meta.url));
@@ -69,12 +68,19 @@ test('the key table covers every SidecarConfig field, and names are unique and d
   assert.deepEqual([...KEYS_BY_FIELD.keys()].sort(), configLeaves());
   const unique = (xs: string[]): boolean => new Set(xs).size === xs.length;
   assert.ok(unique(CONFIG_KEYS.map((k) => k.path)));
-  assert.ok(unique(CONFIG_KEYS.map((k) => k.env)));
-  assert.ok(unique(CONFIG_KEYS.map((k) => k.flag)));
+  assert.ok(unique(CONFIG_KEYS.flatMap((k) => [k.env, ...k.envAliases])));
+  assert.ok(unique(CONFIG_KEYS.flatMap((k) => [k.flag, ...k.flagAliases])));
   for (const k of CONFIG_KEYS) {
     assert.equal(k.env, `PIKA_SIDECAR_${k.flag.toUpperCase().replaceAll('-', '_')}`, k.path);
+    assert.equal(k.flag, k.path.replace('.', '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), `${k.path}: the flag is the path in kebab case`);
     assert.match(k.flag, /^[a-z]+(-[a-z]+)*$/, k.path);
-    if (primaryKey(k.field) === k) assert.equal(k.path, k.field.replace(/Ms$/, ''), k.path);
+    k.flagAliases.forEach((f, i) => assert.equal(k.envAliases[i], `PIKA_SIDECAR_${f.toUpperCase().replaceAll('-', '_')}`, k.path));
+    if (primaryKey(k.field) === k) {
+      assert.equal(k.path, k.field.replace(/Ms$/, ''), k.path);
+      assert.ok(k.hasDefault, `${k.path} carries the field's default`);
+    } else {
+      assert.ok(!k.hasDefault, `${k.path} sets ${k.field} from a file and has no default of its own`);
+    }
   }
 });
 
@@ -131,3 +137,19 @@ function primaryKeyByPath(path: string) {
   assert.ok(k !== undefined, path);
   return primaryKey(k.field as FieldPath);
 }
+
+test('the shutdown keys take the section-prefixed flags, and their older names still work, as flags and env', () => {
+  const viaNew = loadConfig({ argv: { 'shutdown-drain-timeout': '4s' }, env: { PIKA_SIDECAR_SHUTDOWN_ANNOUNCE_DELAY: '2s' } });
+  const viaOld = loadConfig({ argv: { 'drain-timeout': '4s' }, env: { PIKA_SIDECAR_ANNOUNCE_DELAY: '2s' } });
+  for (const { config } of [viaNew, viaOld]) {
+    assert.equal(config.shutdown.drainTimeoutMs, 4000);
+    assert.equal(config.shutdown.announceDelayMs, 2000);
+  }
+  assert.equal(viaOld.sources['shutdown.drainTimeout'], 'flag');
+  assert.equal(viaOld.sources['shutdown.announceDelay'], 'env');
+  // Both names in the environment: the new one wins.
+  const both = loadConfig({ argv: {}, env: { PIKA_SIDECAR_SHUTDOWN_DRAIN_TIMEOUT: '7s', PIKA_SIDECAR_DRAIN_TIMEOUT: '1s' } });
+  assert.equal(both.config.shutdown.drainTimeoutMs, 7000);
+  // An error names the name that was used.
+  assert.throws(() => loadConfig({ argv: { 'drain-timeout': 'soon' }, env: {} }), /--drain-timeout/);
+});

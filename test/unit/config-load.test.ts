@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type LoadConfigInput } from '../../src/config/load.js';
 import { CONFIG_KEYS } from '../../src/config/keys.js';
-import { DEFAULT_CONFIG } from '../../src/config/schema.js';
+import { DEFAULT_CONFIG } from '../../src/config/keys.js';
 import { isSidecarError } from '../../src/errors.js';
 import { maskUrlPassword } from '../../src/observability/redact.js';
 import { renderEffectiveYaml } from '../../src/config/render.js';

@@ -225,8 +225,8 @@ describe('deploy/kubernetes files', () => {
       // A native sidecar also holds until its own SIGTERM after a gate-triggered drain (or the
       // kubelet would restart it while Pika still stops): the one flag that differs.
       if (variant === 'native-sidecar') {
-        assert.ok(sidecar.args?.includes('--hold-until-signal'), 'the native sidecar holds until its SIGTERM');
-        sidecar.args = sidecar.args!.filter((a) => a !== '--hold-until-signal');
+        assert.ok(sidecar.args?.includes('--shutdown-hold-until-signal'), 'the native sidecar holds until its SIGTERM');
+        sidecar.args = sidecar.args!.filter((a) => a !== '--shutdown-hold-until-signal');
       }
       const backend = spec.containers.find((c) => c.name === BACKEND_CONTAINER)!;
       delete backend.lifecycle;

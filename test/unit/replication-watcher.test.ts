@@ -10,7 +10,8 @@ import { ErrorReply } from '../../src/backend/control-connection.js';
 import { SidecarError } from '../../src/errors.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { DEFAULT_CONFIG, type BackendKind, type ReplicationConfig } from '../../src/config/schema.js';
+import type { BackendKind, ReplicationConfig } from '../../src/config/schema.js';
+import { DEFAULT_CONFIG } from '../../src/config/keys.js';
 import { waitFor } from '../support/wait.js';
 import { pikaServerInfo, readPikaFixture, withBinlog, withReplicaAddresses } from '../support/fake-pika.js';
 
