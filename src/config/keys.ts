@@ -293,7 +293,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
     env: 'PIKA_SIDECAR_METRICS_LINGER',
     flag: 'metrics-linger',
     parser: duration(),
-    describe: 'release: keep the admin server up this long for a last scrape (at most releaseTimeout)',
+    describe: 'release: keep the admin server up this long after the stop gate for a last scrape (at most releaseTimeout - 1s)',
   }),
   key({
     path: 'shutdown.closeSpread',
