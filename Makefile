@@ -43,8 +43,9 @@ run: build ## the sidecar in front of a local redis-server it starts itself
 demo: build ## the full exit demo: master + replica, load, SIGTERM, verdict
 	node dist/src/demo/demo.js
 
-docs: deps ## regenerate docs/reference.md from the code (config keys, metrics, endpoints, exit codes)
+docs: deps ## regenerate docs/reference.md from the code, and docs/img/shutdown.svg from the recorded scrape
 	npm run docs
+	npm run chart
 
 clean:
 	rm -rf dist
