@@ -1,5 +1,5 @@
 # A thin, documented layer over npm scripts. Every target installs what it needs first.
-.PHONY: deps build lint test test-unit test-integration fuzz soak bench run demo clean
+.PHONY: deps build lint test test-unit test-integration fuzz soak bench run demo docs clean
 
 deps: ## install node_modules and redis-server when missing
 	@bash .ci/ensure-deps.sh
@@ -42,6 +42,10 @@ run: build ## the sidecar in front of a local redis-server it starts itself
 
 demo: build ## the full exit demo: master + replica, load, SIGTERM, verdict
 	node dist/src/demo/demo.js
+
+docs: deps ## regenerate docs/reference.md from the code, and docs/img/shutdown.svg from the recorded scrape
+	npm run docs
+	npm run chart
 
 clean:
 	rm -rf dist

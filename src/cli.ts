@@ -10,13 +10,13 @@
  *   status         GET /status, once, as --json, or --watch until the sidecar exits
  *   demo           the full exit demo
  *
- * Exit codes of the tools: 0 done; 1 invalid configuration, start-up failure, usage error, sidecar
- * unreachable or refusing; 2 the drain passed the sidecar's deadline (HTTP 504).
+ * Exit codes: declared once in ./exit-codes.ts (EXIT_CODES for `run`, TOOL_EXIT_CODES for the tools).
  */
 import { readFileSync } from 'node:fs';
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { isSidecarError } from './errors.js';
+import { EXIT_CONFIG, EXIT_OK, EXIT_TOOL_FAILED } from './exit-codes.js';
 import { DEFAULT_CONFIG, CONFIG_KEYS, KEYS_BY_PATH, SECTIONS, getField, primaryKey, type ConfigKey } from './config/keys.js';
 import { CONFIG_PATH_ENV, loadConfig } from './config/load.js';
 import { renderDefaultsYaml, renderEffectiveYaml, yamlText } from './config/render.js';
@@ -83,10 +83,13 @@ function configOptions(): Record<string, Options> {
     },
   };
   for (const k of CONFIG_KEYS) {
+    // Older names are options of their own (hidden), not yargs aliases: argv then holds only the
+    // name that was typed, and a message can name it.
+    for (const alias of k.flagAliases) options[alias] = { type: k.parser.flagType, hidden: true };
+    const also = k.flagAliases.length > 0 ? ` (also ${k.flagAliases.map((a) => `--${a}`).join(', ')})` : '';
     options[k.flag] = {
       type: k.parser.flagType,
-      ...(k.flagAliases.length > 0 ? { alias: [...k.flagAliases] } : {}),
-      describe: `${k.describe}. Allowed: ${k.parser.brief}. Env ${k.env}`,
+      describe: `${k.describe}. Allowed: ${k.parser.brief}. Env ${k.env}${also}`,
       defaultDescription: defaultText(k),
       group: helpGroup(k),
     };
@@ -102,29 +105,29 @@ async function runCommand(argv: Record<string, unknown>): Promise<number> {
     loaded = loadConfig({ argv, env: process.env });
   } catch (err) {
     write(process.stderr, isSidecarError(err, 'ERR_CONFIG') ? err.message : `pika-sidecar: ${message(err)}`);
-    return 1;
+    return EXIT_CONFIG;
   }
   try {
     const { runSidecar } = await import('./main.js');
     return await runSidecar(loaded.config, { configPath: loaded.configPath });
   } catch (err) {
     write(process.stderr, `pika-sidecar: start-up failed: ${message(err)}`);
-    return 1;
+    return EXIT_CONFIG;
   }
 }
 
 function checkConfigCommand(argv: Record<string, unknown>): number {
   if (argv['defaults'] === true) {
     process.stdout.write(renderDefaultsYaml());
-    return 0;
+    return EXIT_OK;
   }
   try {
     const { config, sources, configPath } = loadConfig({ argv, env: process.env });
     process.stdout.write(renderEffectiveYaml(config, sources, configPath));
-    return 0;
+    return EXIT_OK;
   } catch (err) {
     write(process.stderr, isSidecarError(err, 'ERR_CONFIG') ? err.message : `pika-sidecar: ${message(err)}`);
-    return 1;
+    return EXIT_TOOL_FAILED;
   }
 }
 
@@ -167,7 +170,7 @@ async function drainCommand(argv: Record<string, unknown>): Promise<number> {
   } catch (err) {
     if (!(err instanceof AdminClientError)) throw err;
     write(process.stderr, `drain failed: ${err.message}`);
-    return 1;
+    return EXIT_TOOL_FAILED;
   }
 }
 
@@ -192,20 +195,20 @@ async function statusCommand(argv: Record<string, unknown>): Promise<number> {
       // Once seen, a sidecar that stops answering has finished its release phase.
       if (watch && seen && err.code === 'ERR_ADMIN_UNREACHABLE') {
         write(process.stdout, 'sidecar exited');
-        return 0;
+        return EXIT_OK;
       }
       write(process.stderr, `status failed: ${err.message}`);
-      return 1;
+      return EXIT_TOOL_FAILED;
     }
     seen = true;
     if (argv['json'] === true) {
       write(process.stdout, status.body.trim());
-      return 0;
+      return EXIT_OK;
     }
     const lines = summarizeStatus(status.status);
     if (!watch) {
       write(process.stdout, lines);
-      return 0;
+      return EXIT_OK;
     }
     const block = [`${baseUrl.origin} at ${new Date().toISOString().slice(11, 19)}`, ...lines];
     // On a terminal, go back up over the previous block and clear it; in a pipe, append blocks.
@@ -214,7 +217,7 @@ async function statusCommand(argv: Record<string, unknown>): Promise<number> {
     shownLines = block.length;
     if (status.status.phase === 'exited') {
       write(process.stdout, 'sidecar exited');
-      return 0;
+      return EXIT_OK;
     }
     await sleep(intervalMs);
   }
@@ -228,7 +231,7 @@ async function demoCommand(): Promise<number> {
     demo = (await import(href)) as { runDemo(): Promise<number> };
   } catch (err) {
     write(process.stderr, `pika-sidecar: the demo is not available in this build: ${message(err)}`);
-    return 1;
+    return EXIT_TOOL_FAILED;
   }
   return demo.runDemo();
 }
@@ -331,7 +334,7 @@ async function main(): Promise<number> {
     } else {
       write(process.stderr, `pika-sidecar: ${err.stack ?? err.message}`);
     }
-    return 1;
+    return EXIT_TOOL_FAILED;
   }
   return exitCode;
 }

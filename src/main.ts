@@ -5,6 +5,7 @@
  * the demo's own in src/demo/).
  */
 import { Registry } from 'prom-client';
+import os from 'node:os';
 import type { SidecarConfig } from './config/schema.js';
 import { interceptBudgetMs } from './config/schema.js';
 import { maskUrlPassword } from './observability/redact.js';
@@ -160,6 +161,11 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     },
   });
 
+  // When release's budget ends (the overall deadline may cut it): the linger leaves room before it.
+  let releaseEndsAt = Number.POSITIVE_INFINITY;
+  coordinator.on('state', (to: string) => {
+    if (to === 'release') releaseEndsAt = Math.min(Date.now() + sd.releaseTimeoutMs, coordinator.startedAt + sd.deadlineMs);
+  });
   const pushgatewayUrl = sd.pushgatewayUrl;
   declareReleaseGraph(release, {
     pollers: {
@@ -177,13 +183,20 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     pool,
     control,
     openGate: () => {
+      metrics.exitCode.set(coordinator.expectedExitCode()); // for the linger's scrapes and the push
       coordinator.markDrained();
       triggerFile?.markDrained(`${JSON.stringify({ drainedAt: new Date().toISOString(), phases: coordinator.records })}\n`);
     },
     admin,
     hold: signals,
     metricsLingerMs: sd.metricsLingerMs,
-    push: pushgatewayUrl === undefined ? undefined : () => pushFinalMetrics(pushgatewayUrl, metrics.registry, log),
+    releaseEndsAt: () => releaseEndsAt,
+    push:
+      pushgatewayUrl === undefined
+        ? undefined
+        : async () => {
+            await pushFinalMetrics({ url: pushgatewayUrl, registry: metrics.registry, instance: os.hostname(), log });
+          },
     logger,
   });
 

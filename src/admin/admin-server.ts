@@ -1,5 +1,6 @@
 /**
  * Admin HTTP server (node:http): probes, metrics, status, the drain trigger and the stop gate.
+ * The endpoints are declared in ./endpoints.ts (docs/reference.md is generated from it):
  *
  *   GET  /healthz       liveness: 200 while the process runs, draining included
  *   GET  /readyz        readiness: 503 once `intercept` starts or while the backend is down
@@ -19,6 +20,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { SidecarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { StatusBody } from './status.js';
+import { ADMIN_PATHS } from './endpoints.js';
 
 export type DrainWaitResult = 'drained' | 'deadline';
 
@@ -118,7 +120,7 @@ export class AdminServer {
         return send(res, result === 'drained' ? 200 : 504, { result, status: hooks.status() });
       }
       default:
-        if (['/healthz', '/readyz', '/metrics', '/status', '/drain', '/drain/gate'].includes(url.pathname)) {
+        if (ADMIN_PATHS.has(url.pathname)) {
           return send(res, 405, { error: `method ${req.method ?? ''} not allowed on ${url.pathname}` });
         }
         return send(res, 404, { error: `no route ${url.pathname}` });

@@ -8,6 +8,7 @@ import https from 'node:https';
 import { tryParseHostPort } from '../config/address.js';
 import { formatDuration } from '../config/duration.js';
 import type { StatusBody } from './status.js';
+import { EXIT_DRAIN_PAST_DEADLINE, EXIT_OK, EXIT_TOOL_FAILED } from '../exit-codes.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9121';
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -125,7 +126,7 @@ function unreachable(where: string, err: Error): AdminClientError {
 
 /** What `pika-sidecar drain` says and its exit code, from the server's answer. */
 export interface DrainVerdict {
-  exitCode: 0 | 1 | 2;
+  exitCode: typeof EXIT_OK | typeof EXIT_TOOL_FAILED | typeof EXIT_DRAIN_PAST_DEADLINE;
   /** One line; goes to stdout when exitCode is 0, stderr otherwise. */
   line: string;
 }
@@ -152,22 +153,22 @@ export function drainVerdict(res: AdminResponse, baseUrl: URL): DrainVerdict {
   const atPhase = phase === undefined ? '' : ` (phase ${phase})`;
   switch (res.status) {
     case 200:
-      return { exitCode: 0, line: `sidecar at ${where} drained${atPhase}` };
+      return { exitCode: EXIT_OK, line: `sidecar at ${where} drained${atPhase}` };
     case 202:
-      return { exitCode: 0, line: `drain started on the sidecar at ${where}${atPhase}` };
+      return { exitCode: EXIT_OK, line: `drain started on the sidecar at ${where}${atPhase}` };
     case 504:
       return {
-        exitCode: 2,
+        exitCode: EXIT_DRAIN_PAST_DEADLINE,
         line: `drain did not finish before the sidecar's deadline (HTTP 504 from ${where})${atPhase}; see its shutdown report`,
       };
     case 401:
     case 403:
       return {
-        exitCode: 1,
+        exitCode: EXIT_TOOL_FAILED,
         line: `drain refused by ${where} (HTTP ${res.status}): pass --token or set PIKA_SIDECAR_ADMIN_TOKEN`,
       };
     default:
-      return { exitCode: 1, line: `drain failed: HTTP ${res.status} from ${where}${bodyExcerpt(res.body)}` };
+      return { exitCode: EXIT_TOOL_FAILED, line: `drain failed: HTTP ${res.status} from ${where}${bodyExcerpt(res.body)}` };
   }
 }
 

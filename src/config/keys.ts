@@ -288,7 +288,7 @@ const ROWS = [
     parser: duration(),
     default: 2000,
     aliases: ['metrics-linger'],
-    describe: 'release: keep the admin server up this long for a last scrape (at most releaseTimeout)',
+    describe: 'release: keep the admin server up this long after the stop gate for a last scrape (at most releaseTimeout - 1s)',
   }),
   key({
     field: 'shutdown.closeSpreadMs',

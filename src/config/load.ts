@@ -105,7 +105,7 @@ function pickLayer(
 ): { key: ConfigKey; given: Given } | undefined {
   const layers: Array<(k: ConfigKey) => Given | undefined> = [
     (k) => {
-      // The flag, else an older name of it (yargs fills both from either; a plain argv may hold one).
+      // The flag, else an older name of it (the CLI registers each name apart: argv holds what was typed).
       const flag = [k.flag, ...k.flagAliases].find((f) => input.argv?.[f] !== undefined);
       return flag === undefined ? undefined : { raw: input.argv?.[flag], origin: { source: 'flag', where: `--${flag}` } };
     },

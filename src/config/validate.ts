@@ -10,6 +10,7 @@ import { formatHostPort } from './address.js';
 import { formatDuration } from './duration.js';
 import { getField, primaryKey, type ConfigKey, type FieldPath } from './keys.js';
 import { maskUrlPassword } from '../observability/redact.js';
+import { RELEASE_RESERVE_MS } from '../shutdown/linger.js';
 
 export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
 
@@ -63,6 +64,18 @@ function overlaps(x: HostPort, y: HostPort): boolean {
   return x.port !== 0 && x.port === y.port && (x.host === y.host || wildcard(x.host) || wildcard(y.host));
 }
 
+/** The linger must leave release its reserve for closing the admin server, the push and the log flush. */
+function lingerFitsRelease(config: SidecarConfig, origins: Origins): string[] {
+  const s = config.shutdown;
+  if (s.metricsLingerMs === 0 || s.metricsLingerMs + RELEASE_RESERVE_MS <= s.releaseTimeoutMs) return [];
+  return [
+    `${showDuration(config, 'shutdown.metricsLingerMs', origins)}: expected at most ` +
+      `${showDuration(config, 'shutdown.releaseTimeoutMs', origins)} - ${formatDuration(RELEASE_RESERVE_MS)}, ` +
+      'since release closes the admin server, pushes the final metrics and flushes the logs after the linger; ' +
+      'lower shutdown.metricsLinger or raise shutdown.releaseTimeout',
+  ];
+}
+
 /** Problems that involve several keys; single values were checked by their parsers. */
 export function checkConsistency(config: SidecarConfig, origins: Origins): string[] {
   const problems: string[] = [];
@@ -85,7 +98,7 @@ export function checkConsistency(config: SidecarConfig, origins: Origins): strin
     );
   }
   problems.push(
-    ...atMost(config, origins, 'shutdown.metricsLingerMs', 'shutdown.releaseTimeoutMs', 'since release includes the linger'),
+    ...lingerFitsRelease(config, origins),
     ...atMost(config, origins, 'shutdown.closeSpreadMs', 'shutdown.closeTimeoutMs', 'since the spread happens inside close_clients'),
     ...atMost(
       config,

@@ -18,6 +18,9 @@ import {
 
 export const METRIC_PREFIX = 'pika_sidecar_';
 
+/** Default Node.js metrics dropped for breaking the naming rules (`_total` on a gauge). */
+const NON_COUNTER_TOTALS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 /** Incremented on the data path; read at scrape time. */
 export interface HotCounters {
   commands: number;
@@ -179,6 +182,12 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     registers,
   });
   shutdownStartedTimestampSeconds.set(0);
+  const exitCode = new Gauge({
+    name: `${p}exit_code`,
+    help: 'Exit code the shutdown ends with (0, 2 or 3; see docs/reference.md), set when release opens the stop gate; -1 until then.',
+    registers,
+  });
+  exitCode.set(-1);
   const controlCommandSeconds = new Histogram({
     name: `${p}control_command_duration_seconds`,
     help: 'Round trip of control-connection commands (PING, INFO, CLIENT ...).',
@@ -186,7 +195,12 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     registers,
   });
 
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: p });
+  if (opts.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry, prefix: p });
+    // prom-client's totals of active handles/requests/resources are gauges named like counters
+    // (promtool rejects them); the per-type gauges without the suffix stay.
+    for (const name of NON_COUNTER_TOTALS) registry.removeSingleMetric(`${p}${name}`);
+  }
 
   return {
     registry,
@@ -211,6 +225,7 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     shutdownPhaseDurationSeconds,
     shutdownPhaseOutcomesTotal,
     shutdownStartedTimestampSeconds,
+    exitCode,
     controlCommandSeconds,
   };
 }

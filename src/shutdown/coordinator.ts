@@ -15,11 +15,9 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { SHUTDOWN_STATES, type PhaseName, type ShutdownState } from '../observability/names.js';
 import { PhaseRunner, type Clock, type Phase, type PhaseRecord, realClock } from './phase-runner.js';
+import { EXIT_OK, shutdownExitCode } from '../exit-codes.js';
 
-export const EXIT_OK = 0;
-export const EXIT_CONFIG = 1;
-export const EXIT_PHASE_FAILED = 2;
-export const EXIT_FORCED = 3;
+export { EXIT_OK, EXIT_CONFIG, EXIT_PHASE_FAILED, EXIT_FORCED } from '../exit-codes.js';
 
 export interface ShutdownReport {
   reason: string;
@@ -91,6 +89,11 @@ export class ShutdownCoordinator extends EventEmitter {
 
   get records(): readonly PhaseRecord[] {
     return this.runner.records;
+  }
+
+  /** The exit code the phases recorded so far lead to (release's final push reports it). */
+  expectedExitCode(): number {
+    return shutdownExitCode(this.runner.forced, this.runner.records.map((r) => r.outcome));
   }
 
   /** The report, once the shutdown has run to its end. */
@@ -177,8 +180,8 @@ export class ShutdownCoordinator extends EventEmitter {
     this.finishedFlag = true;
     this.resolveDrained(this.drainedFlag ? 'drained' : 'deadline');
     const forced = this.runner.forced;
-    const bad = records.some((r) => r.outcome === 'timed_out' || r.outcome === 'failed');
-    const exitCode = forced ? EXIT_FORCED : bad ? EXIT_PHASE_FAILED : EXIT_OK;
+    const exitCode = shutdownExitCode(forced, records.map((r) => r.outcome));
+    this.opts.metrics.exitCode.set(exitCode);
     this.setState('exited');
     const report: ShutdownReport = {
       reason: this.reason ?? 'unknown',

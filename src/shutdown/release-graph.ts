@@ -7,6 +7,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { ResourceGraph } from './resource-graph.js';
 import { delay } from './phase-runner.js';
+import { lingerMs } from './linger.js';
 
 export interface ReleaseParts {
   /** Health checks, the replication watcher and the trigger file: everything that polls. */
@@ -19,6 +20,8 @@ export interface ReleaseParts {
   /** holdUntilSignal: keep the admin server up for the probes instead of closing it. */
   hold: { readonly holding: boolean; markAdminHeld(): void };
   metricsLingerMs: number;
+  /** When release's budget ends: the linger is cut to leave the reserve before it (./linger.ts). */
+  releaseEndsAt: () => number;
   /** The final Pushgateway push, when one is configured. */
   push: (() => Promise<void>) | undefined;
   logger: Logger;
@@ -49,7 +52,8 @@ export function declareReleaseGraph(graph: ResourceGraph, p: ReleaseParts): Reso
           log.info('holding until SIGTERM: the admin server stays up for the probes (holdUntilSignal)');
           return;
         }
-        await delay(p.metricsLingerMs, signal); // returns at once when forced
+        // Cut to leave release's reserve (admin close, push, log flush); returns at once when forced.
+        await delay(lingerMs(p.metricsLingerMs, p.releaseEndsAt(), Date.now()), signal);
         await p.admin.close(200);
       },
       destroy: () => p.admin.destroy(),

@@ -185,10 +185,10 @@ describe('usage', () => {
       assert.equal(r.code, 0, r.stderr);
       const help = r.stdout.replace(/\s+/g, ' ');
       for (const flag of ['config', ...CONFIG_KEYS.map((k) => k.flag)]) {
-        assert.match(help, new RegExp(`--${flag}[, ].*?\\[default: [^\\]]+\\]`), `--${flag}`);
+        assert.match(help, new RegExp(`--${flag} .*?\\[default: [^\\]]+\\]`), `--${flag}`);
       }
       // A key's older flag name is listed with it.
-      assert.match(help, /--shutdown-drain-timeout, --drain-timeout .*?\[default: 10s\]/);
+      assert.match(help, /--shutdown-drain-timeout .*?\(also --drain-timeout\) .*?\[default: 10s\]/);
     });
   }
 

@@ -423,6 +423,14 @@ describe('checks across keys', () => {
       configErrorOf({ argv: { 'metrics-linger': '4s' }, env: {} }),
       /shutdown\.metricsLinger = 4s \(from --metrics-linger\): expected at most shutdown\.releaseTimeout = 3s \(default\)/,
     );
+    // A linger equal to the release budget would leave nothing for closing the admin server and the push.
+    assert.match(
+      configErrorOf({ argv: { 'metrics-linger': '3s' }, env: {} }),
+      /shutdown\.metricsLinger = 3s \(from --metrics-linger\): expected at most shutdown\.releaseTimeout = 3s \(default\) - 1s, .*lower shutdown\.metricsLinger or raise shutdown\.releaseTimeout/,
+    );
+    assert.equal(loadConfig({ argv: { 'metrics-linger': '2s' }, env: {} }).config.shutdown.metricsLingerMs, 2000);
+    assert.equal(loadConfig({ argv: { 'metrics-linger': '3s', 'release-timeout': '4s' }, env: {} }).config.shutdown.metricsLingerMs, 3000);
+    assert.equal(loadConfig({ argv: { 'metrics-linger': '0', 'release-timeout': '500ms' }, env: {} }).config.shutdown.releaseTimeoutMs, 500);
     assert.match(configErrorOf({ argv: { 'close-spread': '5s' }, env: {} }), /shutdown\.closeSpread = 5s .*at most shutdown\.closeTimeout = 3s/);
     assert.match(
       configErrorOf({ argv: { 'replication-shutdown-poll-min': '1s' }, env: {} }),

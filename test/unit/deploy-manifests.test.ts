@@ -74,6 +74,50 @@ async function schemaErrors(object: K8sObject): Promise<string | undefined> {
   }
 }
 
+/**
+ * PodMonitor and PrometheusRule are prometheus-operator CRDs, which kubernetes-models does not know:
+ * their shape is checked by hand here (the fields the operator requires and the ones we rely on);
+ * the rules themselves are checked by promtool (monitoring-rules.test.ts).
+ */
+const OPERATOR_API = 'monitoring.coreos.com/v1';
+
+function isOperatorCrd(object: K8sObject): boolean {
+  return object.apiVersion === OPERATOR_API && (object.kind === 'PodMonitor' || object.kind === 'PrometheusRule');
+}
+
+function crdShapeErrors(object: K8sObject): string | undefined {
+  const spec = (object as unknown as { spec?: Record<string, unknown> }).spec;
+  const problems: string[] = [];
+  if (typeof spec !== 'object' || spec === null) return 'no spec';
+  if (object.kind === 'PodMonitor') {
+    const sel = spec['selector'] as { matchLabels?: unknown } | undefined;
+    if (typeof sel?.matchLabels !== 'object' || sel.matchLabels === null) problems.push('spec.selector.matchLabels is not a mapping');
+    const eps = spec['podMetricsEndpoints'];
+    if (!Array.isArray(eps) || eps.length === 0) problems.push('spec.podMetricsEndpoints is empty');
+    for (const [i, e] of (Array.isArray(eps) ? eps : []).entries()) {
+      const ep = e as Record<string, unknown>;
+      if (typeof ep['port'] !== 'string') problems.push(`podMetricsEndpoints[${i}].port is not a port name`);
+      for (const d of ['interval', 'scrapeTimeout']) {
+        if (ep[d] !== undefined && !/^(\d+(ms|s|m|h))+$/.test(String(ep[d]))) problems.push(`podMetricsEndpoints[${i}].${d} is not a duration`);
+      }
+    }
+  } else {
+    const groups = spec['groups'];
+    if (!Array.isArray(groups) || groups.length === 0) problems.push('spec.groups is empty');
+    for (const [i, g] of (Array.isArray(groups) ? groups : []).entries()) {
+      const group = g as { name?: unknown; rules?: unknown };
+      if (typeof group.name !== 'string') problems.push(`groups[${i}].name is missing`);
+      if (!Array.isArray(group.rules) || group.rules.length === 0) problems.push(`groups[${i}].rules is empty`);
+      for (const [j, r] of (Array.isArray(group.rules) ? group.rules : []).entries()) {
+        const rule = r as Record<string, unknown>;
+        if (typeof rule['alert'] !== 'string' && typeof rule['record'] !== 'string') problems.push(`groups[${i}].rules[${j}] is neither alert nor record`);
+        if (typeof rule['expr'] !== 'string') problems.push(`groups[${i}].rules[${j}].expr is not a string`);
+      }
+    }
+  }
+  return problems.length === 0 ? undefined : problems.join('; ');
+}
+
 // ---- reading the sidecar's configuration as the container gets it ----
 
 /**
@@ -177,7 +221,7 @@ describe('Kubernetes schemas', () => {
     const problems: string[] = [];
     for (const variant of VARIANTS) {
       for (const m of Deployment.load(variant).manifests) {
-        const err = await schemaErrors(m.object);
+        const err = isOperatorCrd(m.object) ? crdShapeErrors(m.object) : await schemaErrors(m.object);
         if (err !== undefined) problems.push(`${m.file} #${m.index} ${m.object.kind} ${m.object.metadata.name}: ${err}`);
       }
     }
@@ -246,9 +290,9 @@ for (const variant of VARIANTS) {
   describe(`the ${variant} deployment`, () => {
     const dep = Deployment.load(variant);
 
-    test('holds one StatefulSet, a client Service, a headless Service, a NetworkPolicy, a ConfigMap and a Secret', () => {
+    test('holds one StatefulSet, a client Service, a headless Service, a NetworkPolicy, two ConfigMaps (config, dashboard), a Secret, a PodMonitor and a PrometheusRule', () => {
       const kinds = dep.manifests.map((m) => m.object.kind).sort();
-      assert.deepEqual(kinds, ['ConfigMap', 'NetworkPolicy', 'Secret', 'Service', 'Service', 'StatefulSet']);
+      assert.deepEqual(kinds, ['ConfigMap', 'ConfigMap', 'NetworkPolicy', 'PodMonitor', 'PrometheusRule', 'Secret', 'Service', 'Service', 'StatefulSet']);
     });
 
     test("the sidecar's configuration loads with the project's own loader, and its phase budgets fit in its deadline", () => {
@@ -470,6 +514,48 @@ for (const variant of VARIANTS) {
     }
   });
 }
+
+describe('monitoring assets in both deployments', () => {
+  for (const variant of VARIANTS) {
+    const dep = Deployment.load(variant);
+
+    test(`${variant}: the PodMonitor selects the pods and scrapes the sidecar's admin port at /metrics, at most metricsLinger apart`, () => {
+      const pm = dep.one('PodMonitor') as unknown as {
+        spec: { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: Array<{ port: string; path: string; interval: string }> };
+      };
+      const podLabels = (dep.statefulSet as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template.metadata.labels;
+      assert.ok(matches(pm.spec.selector.matchLabels, podLabels), 'the selector matches the pod template');
+      const [ep] = pm.spec.podMetricsEndpoints;
+      assert.equal(ep?.port, 'admin');
+      assert.equal(ep?.path, '/metrics');
+      assert.equal(dep.namedPort(SIDECAR_CONTAINER, 'admin'), sidecarConfig(dep).config.admin.port, "the named port is the sidecar's admin port");
+      const intervalMs = Number(/^(\d+)s$/.exec(ep.interval)?.[1]) * 1000;
+      assert.ok(intervalMs <= sidecarConfig(dep).config.shutdown.metricsLingerMs, `interval ${ep.interval}: a scrape lands inside the linger`);
+    });
+
+    test(`${variant}: the dashboard is a ConfigMap Grafana discovers, holding a dashboard whose every panel has a query`, () => {
+      const cm = dep.one('ConfigMap', 'pika-sidecar-dashboard');
+      assert.equal(cm.metadata.labels?.['grafana_dashboard'], '1');
+      const dashboard = JSON.parse(dep.configMapData('pika-sidecar-dashboard')['pika-sidecar.json'] ?? '') as {
+        uid: string;
+        panels: Array<{ title: string; targets: Array<{ expr: string }> }>;
+      };
+      assert.equal(dashboard.uid, 'pika-sidecar');
+      assert.ok(dashboard.panels.length >= 6);
+      for (const p of dashboard.panels) assert.ok(p.targets.length > 0 && p.targets.every((t) => t.expr.includes('pika_sidecar_')), p.title);
+    });
+  }
+
+  test('the hand check of the operator CRDs rejects a PodMonitor without endpoints and a rule without expr', () => {
+    const dep = Deployment.load('regular');
+    const pm = structuredClone(dep.one('PodMonitor')) as unknown as { spec: Record<string, unknown> };
+    pm.spec['podMetricsEndpoints'] = [];
+    assert.match(crdShapeErrors(pm as unknown as K8sObject) ?? 'accepted', /podMetricsEndpoints is empty/);
+    const rule = structuredClone(dep.one('PrometheusRule')) as unknown as { spec: { groups: Array<{ rules: Array<Record<string, unknown>> }> } };
+    delete rule.spec.groups[0]!.rules[0]!['expr'];
+    assert.match(crdShapeErrors(rule as unknown as K8sObject) ?? 'accepted', /expr is not a string/);
+  });
+});
 
 describe('deploy/Dockerfile', () => {
   const all = dockerfileInstructions();
