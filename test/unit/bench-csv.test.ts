@@ -1,7 +1,8 @@
 /** The benchmark's parsing of redis-benchmark output and its statistics (make bench is a report; its arithmetic is tested here). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseBenchmarkCsv, median, rotated } from '../bench/bench.js';
+import { parseBenchmarkCsv } from '../bench/csv.js';
+import { median, rotated } from '../bench/stats.js';
 
 // As redis-benchmark 7.0 prints it with --csv.
 const CSV = `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
