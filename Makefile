@@ -34,7 +34,7 @@ soak: build ## the demo's zero-loss shutdown under load, SOAK_RUNS times (defaul
 	done; \
 	echo "soak: $$((runs-failed)) passed, $$failed failed ($$acked acknowledged writes checked)"; [ $$failed -eq 0 ]
 
-bench: deps ## redis-benchmark: direct vs bare Node.js pipe vs sidecar
+bench: deps ## redis-benchmark in interleaved rounds: direct, bare Node.js pipes (A/A), HAProxy, twemproxy, the sidecar (BENCH_QUICK=1: short)
 	npm run bench
 
 run: build ## the sidecar in front of a local redis-server it starts itself
