@@ -27,6 +27,8 @@ export interface RedisServerOptions {
   /** Extra config directives, e.g. ['repl-diskless-sync', 'no']. Pairs: name, value, name, value... */
   config?: string[];
   replicaOf?: { host: string; port: number };
+  /** A port chosen by the caller (e.g. freePikaPort); default a free one. */
+  port?: number;
 }
 
 export class RedisServer {
@@ -51,7 +53,7 @@ export class RedisServer {
   static async start(opts: RedisServerOptions = {}): Promise<RedisServer> {
     let lastErr: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const port = await freePort();
+      const port = opts.port ?? (await freePort());
       const dir = mkdtempSync(join(tmpdir(), 'pika-sidecar-redis-'));
       const args = redisServerArgs(port, dir, 'notice');
       if (opts.password !== undefined) args.push('--requirepass', opts.password, '--masterauth', opts.password);
