@@ -167,11 +167,12 @@ function replyComplete(s: string): boolean {
   return true;
 }
 
-/** Starts a master and `n` replicas of it, and waits until every replica's link is up. */
+/** Starts a master and `n` replicas of it, and waits until every replica's link is up. `port` is the master's. */
 export async function startReplicationGroup(n: number, opts: RedisServerOptions = {}): Promise<{ master: RedisServer; replicas: RedisServer[] }> {
   const master = await RedisServer.start(opts);
+  const { port: _masterPort, ...replicaOpts } = opts;
   const replicas: RedisServer[] = [];
-  for (let i = 0; i < n; i++) replicas.push(await RedisServer.start({ ...opts, replicaOf: { host: master.host, port: master.port } }));
+  for (let i = 0; i < n; i++) replicas.push(await RedisServer.start({ ...replicaOpts, replicaOf: { host: master.host, port: master.port } }));
   await waitFor(async () => {
     for (const r of replicas) if (!(await r.info('replication', opts.password)).includes('master_link_status:up')) return false;
     return true;
