@@ -21,6 +21,7 @@ import { AdminServer } from './admin/admin-server.js';
 import { readiness, statusBody, type StatusSources } from './admin/status.js';
 import { pushFinalMetrics } from './observability/pushgateway.js';
 import { ReplicationWatcher } from './replication/watcher.js';
+import { FrontPorts } from './replication/front-ports.js';
 import { ShutdownCoordinator, type ShutdownReport } from './shutdown/coordinator.js';
 import { ResourceGraph } from './shutdown/resource-graph.js';
 import { TriggerFile } from './shutdown/trigger-file.js';
@@ -78,6 +79,10 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     logger,
   });
   const listener = new ClientListener({ ...config.listen, pool, registry, logger });
+  // replication.frontPikaPorts: Pika's +2000/+10001 forwarded too, so replicas can point at the sidecar.
+  const frontPorts = config.replication.frontPikaPorts
+    ? new FrontPorts({ listen: config.listen, backend: config.backend, connectTimeoutMs: config.connectTimeoutMs, logger, metrics })
+    : undefined;
   const watcher = new ReplicationWatcher({
     control,
     connect: (host, port) =>
@@ -128,6 +133,7 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
         announceDelayMs: sd.announceDelayMs,
         budgetMs: interceptBudgetMs(sd),
         refuseReplication: () => registry.refuseReplication(),
+        refuseFrontLinks: () => frontPorts?.refuse(),
         closeListener: () => listener.close(),
       }),
       drainPhase({ budgetMs: sd.drainTimeoutMs, registry }),
@@ -182,6 +188,7 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     },
     pool,
     control,
+    frontLinks: frontPorts,
     openGate: () => {
       metrics.exitCode.set(coordinator.expectedExitCode()); // for the linger's scrapes and the push
       coordinator.markDrained();
@@ -206,8 +213,10 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   try {
     adminAddr = await admin.listen().then((a) => ({ host: a.address, port: a.port }));
     listenAddr = await listener.listen();
+    await frontPorts?.listen();
   } catch (err) {
     admin.destroy();
+    frontPorts?.destroy();
     await listener.close();
     pool.destroy();
     control.destroy('start-up failed');

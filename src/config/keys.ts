@@ -242,6 +242,13 @@ const ROWS = [
     describe: 'replica address to dial instead of the announced one, e.g. {"10.0.0.2:9221": "127.0.0.1:19221"}',
   }),
   key({
+    field: 'replication.frontPikaPorts',
+    parser: boolean(),
+    default: false,
+    describe:
+      "Pika only: also listen on listen port +2000 and +10001 and forward raw bytes to the backend's +2000 and +10001 (replicas point at the sidecar; new links refused from intercept, open ones closed in release)",
+  }),
+  key({
     field: 'shutdown.announceDelayMs',
     parser: duration(),
     default: 5000,

@@ -49,6 +49,11 @@ export interface ReplicationConfig {
   pauseWrites: boolean;
   /** Announced replica address ("ip:port") -> address to dial instead ("host:port"). */
   addressOverrides: Record<string, string>;
+  /**
+   * Pika: the sidecar also listens on listen port +2000 and +10001 and forwards raw bytes to the
+   * backend's +2000 and +10001, so replicas can be pointed at the sidecar (design §5, fronted layout).
+   */
+  frontPikaPorts: boolean;
 }
 
 export interface SidecarConfig {

@@ -11,6 +11,7 @@ import { formatDuration } from './duration.js';
 import { getField, primaryKey, type ConfigKey, type FieldPath } from './keys.js';
 import { maskUrlPassword } from '../observability/redact.js';
 import { RELEASE_RESERVE_MS } from '../shutdown/linger.js';
+import { FRONT_PORT_ROLES, MAX_PORT, PIKA_PORT_OFFSETS, shiftedPort, type FrontPortRole } from '../replication/pika-ports.js';
 
 export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
 
@@ -120,5 +121,53 @@ export function checkConsistency(config: SidecarConfig, origins: Origins): strin
   for (const [a, b] of pairs) {
     if (overlaps(config[a], config[b])) problems.push(`${showAddress(a)}: expected an address different from ${showAddress(b)}`);
   }
+  problems.push(...frontPortProblems(config, origins));
   return problems;
 }
+
+/**
+ * replication.frontPikaPorts: the sidecar binds listen port +2000 and +10001 and dials the backend's
+ * +2000 and +10001. Those ports must exist and be distinct from every other port in play.
+ */
+function frontPortProblems(config: SidecarConfig, origins: Origins): string[] {
+  if (!config.replication.frontPikaPorts) return [];
+  const origin = (f: FieldPath) => originText(origins.get(f) ?? DEFAULT_ORIGIN);
+  const option = `replication.frontPikaPorts = true (${origin('replication.frontPikaPorts')})`;
+  const show = (f: 'listen' | 'admin' | 'backend') => `${f} = ${formatHostPort(config[f])} (${origin(f)})`;
+  if (config.backendKind === 'redis') {
+    return [
+      `${option}: expected backendKind auto or pika, not backendKind = "redis" (${origin('backendKind')}): ` +
+        'the fronted ports are Pika\'s; Redis replicas already replicate through the client port (SYNC/PSYNC)',
+    ];
+  }
+  if (config.listen.port === 0) {
+    return [`${option}: expected a fixed listen port, not ${show('listen')}: the replication ports are the listen port +2000 and +10001`];
+  }
+  const problems: string[] = [];
+  for (const f of ['listen', 'backend'] as const) {
+    const top = shiftedPort(config[f].port, 'rsync');
+    if (top > MAX_PORT) {
+      problems.push(`${option}: ${show(f)} +${PIKA_PORT_OFFSETS.rsync} = ${top} is above ${MAX_PORT}; expected a ${f} port of at most ${MAX_PORT - PIKA_PORT_OFFSETS.rsync}`);
+    }
+  }
+  if (problems.length > 0) return problems;
+
+  // What the sidecar binds, and what the backend listens on, each named as in the message.
+  type Named = { name: string; address: HostPort };
+  const shifted = (f: 'listen' | 'backend', role: FrontPortRole): Named => ({
+    name: `${show(f)} +${PIKA_PORT_OFFSETS[role]} (${role})`,
+    address: { host: config[f].host, port: shiftedPort(config[f].port, role) },
+  });
+  const fronts = FRONT_PORT_ROLES.map((r) => shifted('listen', r));
+  const sidecar: Named[] = [{ name: show('listen'), address: config.listen }, { name: show('admin'), address: config.admin }];
+  const backend: Named[] = [{ name: show('backend'), address: config.backend }, ...FRONT_PORT_ROLES.map((r) => shifted('backend', r))];
+  const pairs: Array<[Named, Named]> = [
+    ...fronts.flatMap((f) => [...sidecar, ...backend].map((o): [Named, Named] => [f, o])),
+    ...sidecar.flatMap((s) => backend.slice(1).map((b): [Named, Named] => [s, b])),
+  ];
+  for (const [a, b] of pairs) {
+    if (overlaps(a.address, b.address)) problems.push(`${option}: ${a.name} is the same port as ${b.name}; expected distinct ports`);
+  }
+  return problems;
+}
+

@@ -17,6 +17,8 @@ import {
   SESSION_MODES,
   SHUTDOWN_STATES,
 } from '../observability/names.js';
+import { FRONT_DIRECTIONS, FRONT_REFUSE_REASONS } from '../observability/names.js';
+import { FRONT_PORT_ROLES } from '../replication/pika-ports.js';
 import { ADMIN_ENDPOINTS } from '../admin/endpoints.js';
 import { EXIT_CODES, TOOL_EXIT_CODES, type ExitCodeDeclaration } from '../exit-codes.js';
 
@@ -27,7 +29,9 @@ export const UNDOCUMENTED = 'undocumented';
 /** What the values of each label may be (every label set is closed; a test checks it). */
 const LABEL_VALUES: Readonly<Record<string, string>> = {
   mode: SESSION_MODES.join(', '),
-  reason: CLOSE_REASONS.join(', '),
+  reason: `client connections: ${CLOSE_REASONS.join(', ')}; fronted replication ports: ${FRONT_REFUSE_REASONS.join(', ')}`,
+  port: `fronted Pika replication port: ${FRONT_PORT_ROLES.join(' (+2000), ')} (+10001)`,
+  direction: FRONT_DIRECTIONS.join(', '),
   phase: SHUTDOWN_STATES.join(', '),
   outcome: PHASE_OUTCOMES.join(', '),
   role: BACKEND_ROLES.join(', '),

@@ -15,6 +15,8 @@ import {
   SESSION_MODES,
   SHUTDOWN_STATES,
 } from './names.js';
+import { FRONT_DIRECTIONS, FRONT_REFUSE_REASONS } from './names.js';
+import { FRONT_PORT_ROLES } from '../replication/pika-ports.js';
 
 export const METRIC_PREFIX = 'pika_sidecar_';
 
@@ -155,6 +157,31 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
   });
   for (const role of BACKEND_ROLES) backendRole.set({ role }, role === 'unknown' ? 1 : 0);
 
+  // Fronted Pika replication ports (replication.frontPikaPorts): raw links, never client sessions.
+  const replicationFrontLinks = new Gauge({
+    name: `${p}replication_front_links`,
+    help: 'Replication links open through the fronted Pika ports, by port (binlog = +2000, rsync = +10001).',
+    labelNames: ['port'],
+    registers,
+  });
+  const replicationFrontBytesTotal = new Counter({
+    name: `${p}replication_front_bytes_total`,
+    help: 'Bytes forwarded through the fronted Pika ports, by port and direction (to_backend, to_replica).',
+    labelNames: ['port', 'direction'],
+    registers,
+  });
+  const replicationFrontRefusedTotal = new Counter({
+    name: `${p}replication_front_refused_total`,
+    help: 'Connections to the fronted Pika ports closed at accept, by port and reason (shutting_down, backend_unreachable).',
+    labelNames: ['port', 'reason'],
+    registers,
+  });
+  for (const port of FRONT_PORT_ROLES) {
+    replicationFrontLinks.set({ port }, 0);
+    for (const direction of FRONT_DIRECTIONS) replicationFrontBytesTotal.inc({ port, direction }, 0);
+    for (const reason of FRONT_REFUSE_REASONS) replicationFrontRefusedTotal.inc({ port, reason }, 0);
+  }
+
   // Shutdown.
   const shutdownPhase = new Gauge({
     name: `${p}shutdown_phase`,
@@ -227,6 +254,9 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     shutdownStartedTimestampSeconds,
     exitCode,
     controlCommandSeconds,
+    replicationFrontLinks,
+    replicationFrontBytesTotal,
+    replicationFrontRefusedTotal,
   };
 }
 

@@ -40,3 +40,9 @@ export type ReplicaState = (typeof REPLICA_STATES)[number];
 
 export const BACKEND_ROLES = ['master', 'replica', 'unknown'] as const;
 export type BackendRole = (typeof BACKEND_ROLES)[number];
+
+/** Fronted Pika replication ports: which way bytes went, and why a connection was refused at accept. */
+export const FRONT_DIRECTIONS = ['to_backend', 'to_replica'] as const;
+export type FrontDirection = (typeof FRONT_DIRECTIONS)[number];
+export const FRONT_REFUSE_REASONS = ['shutting_down', 'backend_unreachable'] as const;
+export type FrontRefuseReason = (typeof FRONT_REFUSE_REASONS)[number];

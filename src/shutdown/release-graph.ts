@@ -3,6 +3,7 @@
  * the stop gate, and the admin server outlives the gate so the final state can be scraped.
  *
  *   pollers → pool → control → stop_gate → admin → metrics_push → logs
+ *   front_links ──────────────↗   (replication.frontPikaPorts: no replica attached when the gate opens)
  */
 import type { Logger } from '../observability/logger.js';
 import type { ResourceGraph } from './resource-graph.js';
@@ -14,6 +15,8 @@ export interface ReleaseParts {
   pollers: { close(): Promise<void>; destroy(): void };
   pool: { close(): Promise<void>; destroy(): void };
   control: { close(): Promise<void>; destroy(reason: string): void };
+  /** replication.frontPikaPorts: the fronted Pika replication links and their listeners (undefined when off). */
+  frontLinks: { close(): Promise<void>; destroy(): void } | undefined;
   /** Opens the stop gate (state `drained`): the backend may stop now. */
   openGate(): void;
   admin: { close(graceMs: number): Promise<void>; destroy(): void };
@@ -35,8 +38,15 @@ export function declareReleaseGraph(graph: ResourceGraph, p: ReleaseParts): Reso
     .add({ name: 'pool', after: ['pollers'], close: () => p.pool.close(), destroy: () => p.pool.destroy() })
     .add({ name: 'control', after: ['pool'], close: () => p.control.close(), destroy: () => p.control.destroy('release') })
     .add({
+      // Closed before the gate, so the backend stops with no replica attached through the sidecar.
+      name: 'front_links',
+      after: [],
+      close: () => p.frontLinks?.close(),
+      destroy: () => p.frontLinks?.destroy(),
+    })
+    .add({
       name: 'stop_gate',
-      after: ['control'],
+      after: ['control', 'front_links'],
       close: () => {
         p.openGate();
         log.info('stop gate open: the backend may stop now');

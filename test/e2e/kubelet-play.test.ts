@@ -11,9 +11,16 @@
  *                                    is an acknowledged write
  *   terminatePod                     preStop hooks, SIGTERM order, grace-period timer (test/support/kubelet.ts)
  *
+ * The fronted variant (deploy/kubernetes/fronted) also plays its replication ports: fake raw
+ * servers echo bytes on the backend's +2000 and +10001, standing in for Pika's (redis-server has
+ * none); a replica link through the sidecar's +2000 is opened before the deletion. Its ports are
+ * fixed so that the manifests' +2000/+10001 relations hold on this machine too.
+ *
  * Verdicts: the backend's preStop (the stop gate) returned success while the backend still ran,
  * and the backend got SIGTERM only after it; the sidecar exited 0 within the grace period; every
- * acknowledged write is on the replica, and nothing that was not acknowledged is.
+ * acknowledged write is on the replica, and nothing that was not acknowledged is. Fronted: the link
+ * still flowed in replication_sync, a new one was refused then, and the sidecar closed it before
+ * the backend got SIGTERM (after releasing it and before opening the stop gate, by its log).
  */
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,6 +31,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startReplicationGroup } from '../support/redis-server.js';
+import { freePikaPort } from '../support/ports.js';
+import { RawServer, closed, connectRaw } from '../support/raw-stream.js';
+import { shiftedPort } from '../../src/replication/pika-ports.js';
 import { waitFor } from '../support/wait.js';
 import {
   BACKEND_CONTAINER,
@@ -161,6 +171,37 @@ async function checkReplica(port: number, load: WriteLoad): Promise<{ missing: s
   }
 }
 
+// ---- fronted variant: a replication link through the sidecar, echoed by a fake Pika +2000 ----
+
+class EchoLink {
+  private sent = '';
+  private echoed = '';
+  /** Date.now() when the sidecar's FIN (or a reset) arrived. */
+  endedAt: number | undefined;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (d: Buffer) => (this.echoed += d.toString()));
+    socket.on('error', () => undefined);
+    const ended = () => (this.endedAt ??= Date.now());
+    socket.once('end', ended);
+    socket.once('close', ended);
+  }
+
+  static async open(port: number): Promise<EchoLink> {
+    return new EchoLink(await connectRaw(port));
+  }
+
+  get intact(): boolean {
+    return this.echoed === this.sent;
+  }
+
+  async roundTrip(word: string): Promise<void> {
+    this.sent += `${word};`;
+    this.socket.write(`${word};`);
+    await waitFor(() => this.intact, { timeoutMs: 5000, what: `the echo of ${word} through the replication link` });
+  }
+}
+
 // ---- small helpers ----
 
 function httpGet(port: number, path: string): Promise<number> {
@@ -228,6 +269,10 @@ const SCENARIOS: Scenario[] = [
     variant: 'native-sidecar',
     title: 'a native sidecar stopped after the backend: the backend preStop file gate holds the backend until replicas converge, and no acknowledged write is lost',
   },
+  {
+    variant: 'fronted',
+    title: 'the fronted layout: a replica link through the sidecar flows until replication_sync, new ones are refused, it is closed before the backend stops, and no acknowledged write is lost',
+  },
 ];
 
 async function play(t: TestContext, scenario: Scenario): Promise<void> {
@@ -236,17 +281,27 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
   assert.ok(grace !== undefined && grace > 0, 'the pod spec sets terminationGracePeriodSeconds');
   const sidecarSpec = dep.container(SIDECAR_CONTAINER).container;
 
-  const { master, replicas } = await startReplicationGroup(1, { config: ['shutdown-timeout', '0'] });
+  const fronted = scenario.variant === 'fronted';
+  // Fronted: the sidecar derives +2000/+10001 from the ports it is given, so they are chosen with those free.
+  const { master, replicas } = await startReplicationGroup(1, { config: ['shutdown-timeout', '0'], ...(fronted ? { port: await freePikaPort() } : {}) });
   t.after(() => Promise.all([master.stop(), ...replicas.map((r) => r.stop())]));
   const replica = replicas[0]!;
+  const fixedPorts = new Map([[dep.namedPort(BACKEND_CONTAINER, 'pika'), master.port]]);
+  const fakes: RawServer[] = [];
+  if (fronted) {
+    const sidecarPort = await freePikaPort();
+    fixedPorts.set(dep.namedPort(BACKEND_CONTAINER, 'pika-repl'), shiftedPort(master.port, 'binlog'));
+    fixedPorts.set(dep.namedPort(BACKEND_CONTAINER, 'pika-rsync'), shiftedPort(master.port, 'rsync'));
+    fixedPorts.set(dep.namedPort(SIDECAR_CONTAINER, 'client'), sidecarPort);
+    fixedPorts.set(dep.namedPort(SIDECAR_CONTAINER, 'front-repl'), shiftedPort(sidecarPort, 'binlog'));
+    fixedPorts.set(dep.namedPort(SIDECAR_CONTAINER, 'front-rsync'), shiftedPort(sidecarPort, 'rsync'));
+    for (const role of ['binlog', 'rsync'] as const) fakes.push(await RawServer.start(shiftedPort(master.port, role)));
+    t.after(() => Promise.all(fakes.map((f) => f.close())));
+  }
 
   const workDir = mkdtempSync(join(tmpdir(), 'pika-sidecar-kubelet-'));
   t.after(() => rmSync(workDir, { recursive: true, force: true }));
-  const pod = await LocalPod.create(dep, {
-    workDir,
-    fixedPorts: new Map([[dep.namedPort(BACKEND_CONTAINER, 'pika'), master.port]]),
-    images: { [SIDECAR_CONTAINER]: sidecarImage() },
-  });
+  const pod = await LocalPod.create(dep, { workDir, fixedPorts, images: { [SIDECAR_CONTAINER]: sidecarImage() } });
   t.after(() => pod.destroy());
   pod.adopt(BACKEND_CONTAINER, master.proc);
   const sidecar = pod.start(SIDECAR_CONTAINER, TEST_ARGS);
@@ -265,6 +320,11 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
 
   const load = await WriteLoad.start(pod.localPort(dep.namedPort(SIDECAR_CONTAINER, 'client')));
   t.after(() => load.stop());
+  const link = fronted ? await EchoLink.open(pod.localPort(dep.namedPort(SIDECAR_CONTAINER, 'front-repl'))) : undefined;
+  if (link) {
+    t.after(() => link.socket.destroy());
+    await link.roundTrip('before the deletion');
+  }
   await waitFor(() => load.acked >= ACKED_BEFORE_PAUSE, { timeoutMs: 15_000, what: `${ACKED_BEFORE_PAUSE} acknowledged writes` });
 
   // Real lag: the replica stops executing while writes go on, and resumes only once the sidecar
@@ -283,6 +343,15 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
   const early = events.filter((e) => e.container === BACKEND_CONTAINER && e.event !== 'preStop:start');
   assert.deepEqual(early, [], 'the backend was held (its gate closed, no signal) while its replica lagged');
   assert.ok(pod.process(BACKEND_CONTAINER).running, 'the backend still runs while its replica lags');
+  if (link) {
+    await link.roundTrip('in replication_sync');
+    const late = await connectRaw(pod.localPort(dep.namedPort(SIDECAR_CONTAINER, 'front-rsync')));
+    late.on('error', () => undefined);
+    late.write('a new full sync');
+    await closed(late);
+    assert.equal(fakes[1]!.accepted, 0, "a new link during the shutdown never reached the backend's +10001");
+    assert.equal(fakes[0]!.accepted, 1, 'only the link opened before the deletion reached +2000');
+  }
   const resumedAt = Date.now();
   replica.resume();
   const result = await terminating;
@@ -313,7 +382,7 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
   assert.equal(side.exit.code, 0, `the sidecar exited 0${why}`);
   assert.equal(side.killed, false, `the sidecar was not SIGKILLed${why}`);
   assert.ok(side.exit.at - result.deletedAt <= result.gracePeriodMs, `the sidecar exited within the grace period${why}`);
-  if (scenario.variant === 'regular') {
+  if (!dep.container(SIDECAR_CONTAINER).init) {
     assert.ok(side.hook?.ok, `the sidecar's own preStop (drain --wait) succeeded: ${side.hook?.output ?? ''}${why}`);
   } else {
     // Native sidecar: nothing reaches it before the backend has exited.
@@ -321,6 +390,22 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
     for (const e of sidecarEvents) {
       assert.ok(result.deletedAt + e.at >= backend.exit.at, `the native sidecar's ${e.event} came after the backend exited${why}`);
     }
+  }
+
+  if (link) {
+    assert.ok(link.endedAt !== undefined, `the sidecar closed the replication link${why}`);
+    assert.ok(backend.sigtermAt !== undefined && link.endedAt <= backend.sigtermAt, `the replication link was closed before the backend got SIGTERM${why}`);
+    assert.ok(link.intact, 'every byte sent through the link came back');
+    const msgs = sidecar.output.split('\n').flatMap((l) => {
+      try {
+        return [String((JSON.parse(l) as { msg?: unknown }).msg)];
+      } catch {
+        return [];
+      }
+    });
+    const released = msgs.indexOf('released front_links');
+    const gateOpen = msgs.indexOf('stop gate open: the backend may stop now');
+    assert.ok(released >= 0 && gateOpen > released, `the sidecar released the links before it opened the stop gate${why}`);
   }
 
   // Zero loss, and no write executed that the client was not told about.

@@ -11,6 +11,8 @@ import { deferrer } from '../support/defer.js';
 import { waitFor } from '../support/wait.js';
 import { RawClient, resp } from '../support/raw-client.js';
 import { PROMTOOL, missingBinary, promtool } from '../support/prometheus.js';
+import { FRONT_DIRECTIONS, FRONT_REFUSE_REASONS } from '../../src/observability/names.js';
+import { FRONT_PORT_ROLES } from '../../src/replication/pika-ports.js';
 import {
   BACKEND_ROLES,
   CLOSE_REASONS,
@@ -52,7 +54,10 @@ function closedLabels(replicaAddresses: ReadonlySet<string>): Record<string, (v:
   const oneOf = (values: readonly string[]) => (v: string) => values.includes(v);
   return {
     mode: oneOf(SESSION_MODES),
-    reason: oneOf(CLOSE_REASONS),
+    reason: oneOf([...CLOSE_REASONS, ...FRONT_REFUSE_REASONS]),
+    // the fronted Pika replication ports (replication.frontPikaPorts)
+    port: oneOf(FRONT_PORT_ROLES),
+    direction: oneOf(FRONT_DIRECTIONS),
     phase: oneOf(SHUTDOWN_STATES),
     outcome: oneOf(PHASE_OUTCOMES),
     role: oneOf(BACKEND_ROLES),

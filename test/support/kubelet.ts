@@ -28,8 +28,9 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..
 export const DEPLOY_DIR = join(REPO_ROOT, 'deploy');
 export const DOCKERFILE = join(DEPLOY_DIR, 'Dockerfile');
 
-export type Variant = 'regular' | 'native-sidecar';
-export const VARIANTS: readonly Variant[] = ['regular', 'native-sidecar'];
+/** regular and native-sidecar: the direct layout; fronted: replicas through the sidecar (replication.frontPikaPorts). */
+export type Variant = 'regular' | 'native-sidecar' | 'fronted';
+export const VARIANTS: readonly Variant[] = ['regular', 'native-sidecar', 'fronted'];
 /** Container names the manifests use; the tests look containers up by these. */
 export const SIDECAR_CONTAINER = 'pika-sidecar';
 export const BACKEND_CONTAINER = 'pika';

@@ -27,6 +27,8 @@ export interface RedisServerOptions {
   /** Extra config directives, e.g. ['repl-diskless-sync', 'no']. Pairs: name, value, name, value... */
   config?: string[];
   replicaOf?: { host: string; port: number };
+  /** A port chosen by the caller (e.g. freePikaPort); default a free one. */
+  port?: number;
 }
 
 export class RedisServer {
@@ -51,7 +53,7 @@ export class RedisServer {
   static async start(opts: RedisServerOptions = {}): Promise<RedisServer> {
     let lastErr: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const port = await freePort();
+      const port = opts.port ?? (await freePort());
       const dir = mkdtempSync(join(tmpdir(), 'pika-sidecar-redis-'));
       const args = redisServerArgs(port, dir, 'notice');
       if (opts.password !== undefined) args.push('--requirepass', opts.password, '--masterauth', opts.password);
@@ -165,11 +167,12 @@ function replyComplete(s: string): boolean {
   return true;
 }
 
-/** Starts a master and `n` replicas of it, and waits until every replica's link is up. */
+/** Starts a master and `n` replicas of it, and waits until every replica's link is up. `port` is the master's. */
 export async function startReplicationGroup(n: number, opts: RedisServerOptions = {}): Promise<{ master: RedisServer; replicas: RedisServer[] }> {
   const master = await RedisServer.start(opts);
+  const { port: _masterPort, ...replicaOpts } = opts;
   const replicas: RedisServer[] = [];
-  for (let i = 0; i < n; i++) replicas.push(await RedisServer.start({ ...opts, replicaOf: { host: master.host, port: master.port } }));
+  for (let i = 0; i < n; i++) replicas.push(await RedisServer.start({ ...replicaOpts, replicaOf: { host: master.host, port: master.port } }));
   await waitFor(async () => {
     for (const r of replicas) if (!(await r.info('replication', opts.password)).includes('master_link_status:up')) return false;
     return true;

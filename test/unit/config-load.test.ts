@@ -290,6 +290,7 @@ describe('validation messages', () => {
     'replication.pauseWrites': 'maybe',
     'shutdown.holdUntilSignal': 'sometimes',
     'replication.addressOverrides': { '10.0.0.2:9221': 'nowhere' },
+    'replication.frontPikaPorts': 'perhaps',
     'shutdown.announceDelay': '5sec',
     'shutdown.drainTimeout': '10 seconds',
     'shutdown.closeTimeout': '3S',

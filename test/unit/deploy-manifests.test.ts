@@ -410,7 +410,8 @@ for (const variant of VARIANTS) {
       assert.equal(sidecar.startupProbe, undefined, 'no startupProbe: it would hold a native sidecar until a backend that has not started');
     });
 
-    test('the client Service targets the sidecar, the headless Service targets Pika, and both select the pods', () => {
+    const fronted = variant === 'fronted';
+    test(`the client Service targets the sidecar, the headless Service targets ${fronted ? "the sidecar's client and replication ports" : 'Pika'}, and both select the pods`, () => {
       const { config } = sidecarConfig(dep);
       const labels = dep.podTemplate.metadata.labels;
       const services = dep.objects('Service') as Array<K8sObject & { spec: ServiceSpec }>;
@@ -425,22 +426,23 @@ for (const variant of VARIANTS) {
       assert.deepEqual(clientTargets, [config.listen.port], 'clients reach the sidecar only');
 
       assert.equal(dep.statefulSet.spec.serviceName, headless[0]!.metadata.name, 'the headless Service governs the StatefulSet');
-      const pikaPorts = (backendOf(dep).ports ?? []).map((p) => p.containerPort).sort();
+      // Direct: Pika's own three ports. Fronted: the sidecar's listen port and its +2000/+10001.
+      const replicaPorts = fronted ? frontedPorts(config.listen.port) : (backendOf(dep).ports ?? []).map((p) => p.containerPort).sort();
       const headlessTargets = headless[0]!.spec.ports.map((p) => serviceTargetPort(dep.podSpec, p.targetPort ?? p.port)).sort();
-      assert.deepEqual(headlessTargets, pikaPorts, "the headless Service carries Pika's own ports");
+      assert.deepEqual(headlessTargets, replicaPorts, fronted ? "the headless Service carries the sidecar's client and replication ports" : "the headless Service carries Pika's own ports");
       for (const p of headless[0]!.spec.ports) assert.equal(p.port, serviceTargetPort(dep.podSpec, p.targetPort ?? p.port), 'replicas derive +2000/+10001 from the port they dial: it must be the real one');
     });
 
-    test("replicas dial the first pod's Pika through the headless Service, never a sidecar", () => {
+    test(fronted ? "replicas dial the first pod's sidecar through the headless Service, never Pika itself" : "replicas dial the first pod's Pika through the headless Service, never a sidecar", () => {
       const script = (backendOf(dep).args ?? []).join('\n');
       const m = /slaveof : ([\w.-]+):(\d+)/.exec(script);
       assert.ok(m, 'the start script sets slaveof');
       const headless = (dep.objects('Service') as Array<K8sObject & { spec: ServiceSpec }>).find((s) => s.spec.clusterIP === 'None')!;
       assert.equal(m[1], `${dep.statefulSet.metadata.name}-0.${headless.metadata.name}`);
-      assert.equal(Number(m[2]), dep.namedPort(BACKEND_CONTAINER, 'pika'));
+      assert.equal(Number(m[2]), fronted ? sidecarConfig(dep).config.listen.port : dep.namedPort(BACKEND_CONTAINER, 'pika'));
     });
 
-    test("the NetworkPolicy admits Pika's ports only from Pika pods, clients only to the sidecar, the admin port only from monitoring", () => {
+    test(`the NetworkPolicy admits ${fronted ? "the sidecar's replication ports and Pika's client port only from Pika pods, Pika's replication ports from nobody" : "Pika's ports only from Pika pods"}, clients only to the sidecar, the admin port only from monitoring`, () => {
       const { config } = sidecarConfig(dep);
       const policy = dep.one('NetworkPolicy') as K8sObject & { spec: { podSelector: { matchLabels?: Record<string, string> }; policyTypes?: string[]; ingress?: PolicyRule[] } };
       const labels = dep.podTemplate.metadata.labels;
@@ -454,7 +456,17 @@ for (const variant of VARIANTS) {
         assert.ok((r.ports ?? []).length > 0, 'every rule names its ports');
         for (const p of portsOf(r)) assert.ok(podPorts.includes(p), `policy port ${p} is a port of the pod`);
       }
-      for (const port of pikaPorts) {
+      // Fronted: replicas reach the sidecar's +2000/+10001 (from Pika pods only); a master's sidecar
+      // reaches Pika's client port (each replica's INFO, at its announced address); Pika's own
+      // +2000/+10001 are only dialled by the pod's own sidecar, over loopback.
+      const pikaClient = dep.namedPort(BACKEND_CONTAINER, 'pika');
+      const podOnly = fronted ? [...frontedPorts(config.listen.port).filter((p) => p !== config.listen.port), pikaClient] : pikaPorts;
+      if (fronted) {
+        for (const port of pikaPorts.filter((p) => p !== pikaClient)) {
+          assert.ok(!rules.some((r) => portsOf(r).includes(port)), `Pika's replication port ${port} is admitted by no rule (loopback only)`);
+        }
+      }
+      for (const port of podOnly) {
         const admitting = rules.filter((r) => portsOf(r).includes(port));
         assert.ok(admitting.length > 0, `Pika port ${port} is admitted for replicas`);
         for (const r of admitting) {
@@ -512,7 +524,40 @@ for (const variant of VARIANTS) {
         assert.deepEqual(dep.podSpec.initContainers ?? [], []);
       });
     }
+
+    if (fronted) {
+      test("the sidecar fronts Pika's replication ports: the option is on and its container ports are listen +2000 and +10001, distinct from Pika's", () => {
+        const { config } = sidecarConfig(dep);
+        assert.equal(config.replication.frontPikaPorts, true);
+        assert.equal(dep.namedPort(SIDECAR_CONTAINER, 'front-repl'), config.listen.port + PIKA_REPL_OFFSET);
+        assert.equal(dep.namedPort(SIDECAR_CONTAINER, 'front-rsync'), config.listen.port + PIKA_RSYNC_OFFSET);
+        assert.equal(config.listen.port, 9221, "the sidecar takes Pika's usual port, so replicas' slaveof looks as usual");
+        assert.equal(config.backend.port, 9321);
+        const sidecarPorts = (sidecarOf(dep).ports ?? []).map((p) => p.containerPort);
+        for (const p of backendOf(dep).ports ?? []) assert.ok(!sidecarPorts.includes(p.containerPort), `Pika's ${p.containerPort} is not a sidecar port`);
+      });
+
+      test('apart from ports, the Pika port and the option, the fronted StatefulSet is the regular one', () => {
+        const strip = (v: Variant) => {
+          const spec = structuredClone(Deployment.load(v).podSpec);
+          for (const c of spec.containers) {
+            delete c.ports;
+            // Shell comments in the start script say which port family replicas dial.
+            if (c.args) c.args = c.args.map((a) => a.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n'));
+          }
+          const sidecar = spec.containers.find((c) => c.name === SIDECAR_CONTAINER)!;
+          sidecar.args = sidecar.args!.filter((a) => a !== '--replication-front-pika-ports' && !/^[\d.]+:\d+$/.test(a));
+          return spec;
+        };
+        assert.deepEqual(strip('fronted'), strip('regular'));
+      });
+    }
   });
+}
+
+/** The sidecar's client port and its two derived replication ports, sorted. */
+function frontedPorts(listenPort: number): number[] {
+  return [listenPort, listenPort + PIKA_REPL_OFFSET, listenPort + PIKA_RSYNC_OFFSET].sort();
 }
 
 describe('monitoring assets in both deployments', () => {
