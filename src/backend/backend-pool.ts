@@ -151,7 +151,11 @@ export class BackendPool {
         socket.on('error', () => undefined);
         const early: Buffer[] = [];
         unsolicited.set(socket, early);
-        socket.on('data', (d: Buffer) => early.push(d));
+        socket.on('data', (d: Buffer) => {
+          early.push(d);
+          // A backend that talks unasked sends one error line; more than that is not a refusal to keep.
+          if (early.reduce((n, b) => n + b.length, 0) > 1024) socket.destroy();
+        });
         this.failures = 0;
         resolve(socket);
       });
