@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { AdminServer, DEFAULT_ADMIN_LIMITS, type AdminHooks } from '../../src/admin/admin-server.js';
+import type { StatusBody } from '../../src/admin/status.js';
 import { captureLogs } from '../support/log-capture.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../support/wait.js';
@@ -16,7 +17,7 @@ const LIMITS = { headersTimeoutMs: 1000, requestTimeoutMs: 2000, maxConnections:
 function hooks(drains: string[]): AdminHooks {
   return {
     ready: () => ({ ready: true, reason: 'ready' }),
-    status: () => ({ phase: 'running' }),
+    status: () => ({ phase: 'running' }) as unknown as StatusBody,
     metrics: async () => ({ contentType: 'text/plain', body: 'x 1\n' }),
     startDrain: (s) => void drains.push(s),
     waitDrained: () => new Promise(() => undefined),
