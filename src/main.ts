@@ -20,7 +20,7 @@ import { ClientListener } from './proxy/listener.js';
 import { clientLimit, openFileCount, openFileLimit } from './proxy/client-limit.js';
 import { ProtectedModeGate, isLoopbackHost, probeBackendAuth, protectedModeMessage, type BackendAuth } from './backend/protected-mode.js';
 import { SidecarError } from './errors.js';
-import { EXIT_FORCED, EXIT_PHASE_FAILED } from './shutdown/coordinator.js';
+import { EXIT_FORCED, EXIT_PHASE_FAILED } from './exit-codes.js';
 import { AdminServer } from './admin/admin-server.js';
 import { readiness, statusBody, type StatusSources } from './admin/status.js';
 import { pushFinalMetrics } from './observability/pushgateway.js';
@@ -246,7 +246,9 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     control,
     frontLinks: frontPorts,
     openGate: () => {
-      metrics.exitCode.set(coordinator.expectedExitCode()); // for the linger's scrapes and the push
+      // For the linger's scrapes and the push; a fault makes it at least 2, as in the report.
+      const expected = coordinator.expectedExitCode();
+      metrics.exitCode.set(fault !== undefined && expected < EXIT_PHASE_FAILED ? EXIT_PHASE_FAILED : expected);
       coordinator.markDrained();
       triggerFile?.markDrained(`${JSON.stringify({ drainedAt: new Date().toISOString(), phases: coordinator.records })}\n`);
     },

@@ -98,7 +98,7 @@ describe('faults in every phase (CLI child process, real redis-server processes)
     test(`backend SIGKILL during ${phase}: the phases go on, the report says what happened, exit by the deadline`, async (t) => {
       const defer = deferrer(t);
       const g = await group(defer, 1);
-      const extra = phase === 'intercept' ? ['--announce-delay', '2s'] : phase === 'release' ? ['--metrics-linger', '800ms'] : phase === 'close_clients' ? ['--close-spread', '800ms'] : [];
+      const extra = phase === 'intercept' ? ['--announce-delay', '2s'] : phase === 'release' ? ['--metrics-linger', '800ms', '--release-timeout', '2s'] : phase === 'close_clients' ? ['--close-spread', '800ms'] : [];
       const sc = await sidecarFor(defer, g.master.port, extra);
       let multi: RawClient | undefined;
       if (phase === 'drain') multi = await openMulti(defer, sc);

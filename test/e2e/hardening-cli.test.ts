@@ -135,9 +135,11 @@ describe('hardening through the CLI', () => {
     const defer = deferrer(t);
     const backend = await redis(defer);
     const started = Date.now();
+    // Started one after another (free ports are chosen per start), signalled together.
+    const spawned: Array<{ signal: NodeJS.Signals; sc: CliSidecar }> = [];
+    for (const signal of extraSignals) spawned.push({ signal, sc: await sidecar(defer, backend.port, ['--log-level', 'info']) });
     const runs = await Promise.all(
-      extraSignals.map(async (signal) => {
-        const sc = await sidecar(defer, backend.port, ['--log-level', 'info']);
+      spawned.map(async ({ signal, sc }) => {
         sc.proc.kill(signal);
         return { signal, sc, exit: await sc.exited };
       }),
