@@ -15,8 +15,9 @@ test('docs/security.md shows exactly the signal table the code handles', () => {
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT']) assert.ok(TERMINATION_SIGNALS.some((r) => r.signal === s), s);
 });
 
-test('the shipped manifests set protectedMode explicitly, with a comment pointing at the NetworkPolicy', () => {
-  const text = readFileSync(root('deploy/kubernetes/common/configmap.yaml'), 'utf8');
+for (const configmap of ['deploy/kubernetes/common/configmap.yaml', 'deploy/kubernetes/fronted/configmap.yaml']) {
+  test(`${configmap} sets protectedMode explicitly, with a comment pointing at the NetworkPolicy`, () => {
+  const text = readFileSync(root(configmap), 'utf8');
   const lines = text.split('\n');
   const at = lines.findIndex((l) => /^\s+protectedMode: false$/.test(l));
   assert.ok(at > 0, 'protectedMode: false is in the sidecar config');
@@ -24,3 +25,4 @@ test('the shipped manifests set protectedMode explicitly, with a comment pointin
   assert.match(comment, /NetworkPolicy/);
   assert.match(comment, /requirepass/);
 });
+}
