@@ -19,6 +19,7 @@ import { isSidecarError } from './errors.js';
 import { EXIT_CONFIG, EXIT_OK, EXIT_TOOL_FAILED } from './exit-codes.js';
 import { DEFAULT_CONFIG, CONFIG_KEYS, KEYS_BY_PATH, SECTIONS, getField, primaryKey, type ConfigKey } from './config/keys.js';
 import { CONFIG_PATH_ENV, loadConfig } from './config/load.js';
+import { joinDashValues } from './config/argv.js';
 import { renderDefaultsYaml, renderEffectiveYaml, yamlText } from './config/render.js';
 import { tryParseDuration } from './config/duration.js';
 import {
@@ -107,6 +108,7 @@ async function runCommand(argv: Record<string, unknown>): Promise<number> {
     write(process.stderr, isSidecarError(err, 'ERR_CONFIG') ? err.message : `pika-sidecar: ${message(err)}`);
     return EXIT_CONFIG;
   }
+  for (const w of loaded.warnings) write(process.stderr, `pika-sidecar: warning: ${w}`);
   try {
     const { runSidecar } = await import('./main.js');
     return await runSidecar(loaded.config, { configPath: loaded.configPath });
@@ -122,7 +124,8 @@ function checkConfigCommand(argv: Record<string, unknown>): number {
     return EXIT_OK;
   }
   try {
-    const { config, sources, configPath } = loadConfig({ argv, env: process.env });
+    const { config, sources, configPath, warnings } = loadConfig({ argv, env: process.env });
+    for (const w of warnings) write(process.stderr, `pika-sidecar: warning: ${w}`);
     process.stdout.write(renderEffectiveYaml(config, sources, configPath));
     return EXIT_OK;
   } catch (err) {
@@ -250,7 +253,7 @@ function timeoutOption(defaultValue: string): Options {
 
 async function main(): Promise<number> {
   let exitCode = 0;
-  const cli = yargs(hideBin(process.argv))
+  const cli = yargs(joinDashValues(hideBin(process.argv)))
     .scriptName('pika-sidecar')
     .usage('$0 [command] [options]\n\nSidecar proxy for Pika and Redis with an ordered, bounded, observable shutdown.')
     .version(packageVersion())

@@ -11,6 +11,7 @@ export type SidecarErrorCode =
   | 'ERR_BACKEND_AUTH' // the control connection's AUTH was refused
   | 'ERR_CONTROL_TIMEOUT' // a control-connection command got no reply in time
   | 'ERR_CONTROL_DESTROYED' // the control connection was destroyed
+  | 'ERR_BACKEND_REFUSED' // the backend answered a new connection with an error (its maxclients, ...)
   | 'ERR_POOL_CLOSED'; // the backend pool is draining or closed
 
 export class SidecarError extends Error {

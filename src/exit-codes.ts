@@ -27,9 +27,9 @@ export const EXIT_CODES: readonly ExitCodeDeclaration[] = [
   {
     code: EXIT_PHASE_FAILED,
     name: 'phase_failed',
-    meaning: 'the shutdown finished but a phase timed out or failed: data may be at risk, the report line says which',
+    meaning: 'the shutdown finished but a phase timed out or failed, or a fault (uncaught exception, unhandled rejection) started it: data may be at risk, the report line says which',
   },
-  { code: EXIT_FORCED, name: 'forced', meaning: 'a second SIGTERM/SIGINT forced the remaining phases to finish at once' },
+  { code: EXIT_FORCED, name: 'forced', meaning: 'a second termination signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT, ...) forced the remaining phases to finish at once' },
 ];
 
 /** The shutdown's exit code from what the phases did: forced wins, then any timeout or failure. */

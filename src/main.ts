@@ -17,6 +17,10 @@ import { ControlConnection } from './backend/control-connection.js';
 import { BackendHealth } from './backend/backend-health.js';
 import { SessionRegistry } from './proxy/session-registry.js';
 import { ClientListener } from './proxy/listener.js';
+import { clientLimit, openFileCount, openFileLimit } from './proxy/client-limit.js';
+import { ProtectedModeGate, isLoopbackHost, probeBackendAuth, protectedModeMessage, type BackendAuth } from './backend/protected-mode.js';
+import { SidecarError } from './errors.js';
+import { EXIT_FORCED, EXIT_PHASE_FAILED } from './exit-codes.js';
 import { AdminServer } from './admin/admin-server.js';
 import { readiness, statusBody, type StatusSources } from './admin/status.js';
 import { pushFinalMetrics } from './observability/pushgateway.js';
@@ -33,12 +37,18 @@ import { closeClientsPhase } from './shutdown/phases/close-clients.js';
 import { replicationSyncPhase, type ConvergenceOutcome } from './shutdown/phases/replication-sync.js';
 import { releasePhase } from './shutdown/phases/release.js';
 
+/** Test-only: `uncaught_exception` or `unhandled_rejection` (see armInjectedFault). */
+export const INJECT_FAULT_ENV = 'PIKA_SIDECAR_TEST_INJECT_FAULT';
+
 export interface RunOptions {
   /** Config file path, for the start-up log line only. */
   configPath?: string | undefined;
   /** Tests and the demo: a logger of their own (defaults to JSON on stdout). */
   logger?: Logger | undefined;
-  /** Install SIGTERM/SIGINT handlers (default true). */
+  /**
+   * Install the termination-signal handlers (src/shutdown/signals.ts) and the process-wide
+   * uncaughtException / unhandledRejection handlers (default true).
+   */
   handleSignals?: boolean | undefined;
   /** Called once everything listens, with the bound addresses (tests use port 0). */
   onReady?: ((s: Sidecar) => void) | undefined;
@@ -59,6 +69,27 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   const metrics = createMetrics(new Registry());
   const backendAddress = `${config.backend.host}:${config.backend.port}`;
 
+  // Protected mode (src/backend/protected-mode.ts): asked before anything listens or connects.
+  const guarded = config.protectedMode && !isLoopbackHost(config.listen.host);
+  let backendAuth: BackendAuth = 'unknown';
+  if (guarded) {
+    const probe = await probeBackendAuth(config.backend, config.connectTimeoutMs);
+    if (probe.auth === 'not_required') throw new SidecarError('ERR_STARTUP', protectedModeMessage(config.listen, config.backend));
+    backendAuth = probe.auth;
+    if (probe.auth === 'unknown') {
+      log.warn({ detail: probe.detail }, 'protected mode: cannot tell yet whether the backend asks for a password; non-loopback clients wait for the answer');
+    }
+  }
+  if (!isLoopbackHost(config.admin.host) && config.adminToken === undefined) {
+    log.warn(
+      { admin: `${config.admin.host}:${config.admin.port}` },
+      'the admin server listens beyond loopback with no adminToken: /metrics and /status are open to anyone who reaches it (/drain and the gate stay loopback-only); set adminToken or listen on loopback',
+    );
+  }
+  // Each client costs two descriptors; keep the limit where accept() cannot fail with EMFILE.
+  const limit = clientLimit(config.maxClients, { openFileLimit: openFileLimit(), inUse: openFileCount(), poolSize: config.poolSize });
+  if (limit.lowered) log.warn({ ...limit.lowered, maxClients: limit.limit }, `maxClients lowered to ${limit.limit} to fit the open-file limit ${limit.lowered.openFileLimit}`);
+
   const table = new CommandTable(config.deniedCommands);
   const pool = new BackendPool({ ...config.backend, size: config.poolSize, connectTimeoutMs: config.connectTimeoutMs, logger, metrics });
   const control = new ControlConnection({
@@ -78,7 +109,18 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     metrics,
     logger,
   });
-  const listener = new ClientListener({ ...config.listen, pool, registry, logger });
+  const gate = guarded
+    ? new ProtectedModeGate({ listen: config.listen, backend: config.backend, timeoutMs: config.connectTimeoutMs, logger: log, initial: backendAuth })
+    : undefined;
+  const listener = new ClientListener({
+    ...config.listen,
+    pool,
+    registry,
+    logger,
+    metrics,
+    maxClients: limit.limit,
+    admit: gate === undefined ? undefined : (c) => gate.admit(c),
+  });
   // replication.frontPikaPorts: Pika's +2000/+10001 forwarded too, so replicas can point at the sidecar.
   const frontPorts = config.replication.frontPikaPorts
     ? new FrontPorts({ listen: config.listen, backend: config.backend, connectTimeoutMs: config.connectTimeoutMs, logger, metrics })
@@ -111,6 +153,9 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   let convergence: ConvergenceOutcome | undefined;
   // Filled below, once every part it releases exists; the release phase reads it at shutdown.
   const release = new ResourceGraph();
+  // An uncaught exception or unhandled rejection: logged, then the orderly shutdown, exit code 2.
+  let fault: { kind: string; message: string } | undefined;
+  let signalsSeen = 0;
 
   const coordinator = new ShutdownCoordinator({
     logger,
@@ -122,6 +167,8 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
       replicasBehind: watcher.snapshot().replicas.filter((r) => r.state !== 'online' || (r.lagBytes !== null && r.lagBytes !== '0')).map((r) => r.address),
     }),
     reportExtras: () => ({
+      // A fault makes the exit code at least 2 (3 stays 3: a second signal forced it).
+      ...(fault === undefined ? {} : { fault, exitCode: signalsSeen >= 2 ? EXIT_FORCED : EXIT_PHASE_FAILED }),
       sessionsClosed: { ...registry.closedByReason },
       commandsAbandoned: registry.abandonedTotal,
       replication: convergence
@@ -151,7 +198,13 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   });
   const triggerFile =
     sd.triggerDir === undefined ? undefined : new TriggerFile(sd.triggerDir, () => void coordinator.start('file'), logger.child({ component: 'trigger' }));
-  const signals = new SignalHold({ holdUntilSignal: sd.holdUntilSignal, toCoordinator: (sig) => void coordinator.onSignal(sig) });
+  const signals = new SignalHold({
+    holdUntilSignal: sd.holdUntilSignal,
+    toCoordinator: (sig) => {
+      signalsSeen++;
+      void coordinator.onSignal(sig);
+    },
+  });
 
   const statusSources: StatusSources = { backendAddress, coordinator, health, watcher, registry };
   const admin = new AdminServer({
@@ -159,7 +212,10 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     token: config.adminToken,
     logger,
     hooks: {
-      ready: () => readiness(statusSources),
+      ready: () => {
+        armInjectedFault();
+        return readiness(statusSources);
+      },
       status: () => statusBody(statusSources),
       metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
       startDrain: (source) => void coordinator.start(source),
@@ -190,7 +246,9 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     control,
     frontLinks: frontPorts,
     openGate: () => {
-      metrics.exitCode.set(coordinator.expectedExitCode()); // for the linger's scrapes and the push
+      // For the linger's scrapes and the push; a fault makes it at least 2, as in the report.
+      const expected = coordinator.expectedExitCode();
+      metrics.exitCode.set(fault !== undefined && expected < EXIT_PHASE_FAILED ? EXIT_PHASE_FAILED : expected);
       coordinator.markDrained();
       triggerFile?.markDrained(`${JSON.stringify({ drainedAt: new Date().toISOString(), phases: coordinator.records })}\n`);
     },
@@ -206,6 +264,20 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
           },
     logger,
   });
+
+  // Test hook, off unless PIKA_SIDECAR_TEST_INJECT_FAULT is set: after the first /readyz answer,
+  // throw an uncaught exception or leave a rejected promise unhandled, to test onFault end to end.
+  const injected = process.env[INJECT_FAULT_ENV];
+  let faultArmed = false;
+  function armInjectedFault(): void {
+    if (faultArmed || (injected !== 'uncaught_exception' && injected !== 'unhandled_rejection')) return;
+    faultArmed = true;
+    log.warn({ fault: injected }, `${INJECT_FAULT_ENV} is set: injecting a fault (tests only)`);
+    setTimeout(() => {
+      if (injected === 'uncaught_exception') throw new Error('injected uncaught exception');
+      void Promise.reject(new Error('injected unhandled rejection'));
+    }, 100);
+  }
 
   // Start-up: listeners first (a port in use is a start-up error), then the backend checks.
   let listenAddr: { host: string; port: number };
@@ -226,7 +298,20 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   watcher.start();
   triggerFile?.start();
 
-  if (opts.handleSignals !== false) signals.install();
+  const onFault = (kind: 'uncaught_exception' | 'unhandled_rejection', err: unknown) => {
+    const message = err instanceof Error ? err.message : String(err);
+    const first = fault === undefined;
+    fault ??= { kind, message };
+    log.error({ err: err instanceof Error ? { message, stack: err.stack } : message, kind }, `${kind.replace('_', ' ')}; starting the orderly shutdown (exit code 2)`);
+    if (first) void coordinator.start(kind);
+  };
+  const onUncaught = (err: unknown) => onFault('uncaught_exception', err);
+  const onUnhandled = (err: unknown) => onFault('unhandled_rejection', err);
+  if (opts.handleSignals !== false) {
+    signals.install();
+    process.on('uncaughtException', onUncaught);
+    process.on('unhandledRejection', onUnhandled);
+  }
   log.info(
     {
       listen: `${listenAddr.host}:${listenAddr.port}`,
@@ -249,5 +334,7 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     await admin.close(200);
   }
   signals.uninstall();
+  process.off('uncaughtException', onUncaught);
+  process.off('unhandledRejection', onUnhandled);
   return report.exitCode;
 }

@@ -13,6 +13,14 @@
  *
  * Mutating endpoints (/drain, /drain/gate) accept loopback callers or `Authorization: Bearer
  * <adminToken>`; anyone else gets 403. A scrape or probe never counts as a client session.
+ *
+ * Limits, so a hostile or broken caller cannot hold the server (Node's defaults would let a
+ * header trickled at 1 byte/s hold a connection for a minute or more, and accept any number):
+ *   - the request head must arrive within headersTimeout (5 s), the whole request within
+ *     requestTimeout (10 s); the wait of /drain/gate for `drained` is the response, not the request;
+ *   - at most maxConnections (32) connections at once; beyond, a connection is closed on accept;
+ *   - request heads up to 8 KiB; request bodies are never read: a request that announces one
+ *     gets 413 and the connection is closed.
  */
 import http from 'node:http';
 import type net from 'node:net';
@@ -21,6 +29,15 @@ import { SidecarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { StatusBody } from './status.js';
 import { ADMIN_PATHS } from './endpoints.js';
+import { LogSummary } from '../observability/log-summary.js';
+
+export interface AdminLimits {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxConnections: number;
+}
+
+export const DEFAULT_ADMIN_LIMITS: AdminLimits = { headersTimeoutMs: 5000, requestTimeoutMs: 10_000, maxConnections: 32 };
 
 export type DrainWaitResult = 'drained' | 'deadline';
 
@@ -44,12 +61,29 @@ export class AdminServer {
   private readonly server: http.Server;
   private readonly log: Logger;
   private closing: Promise<void> | undefined;
+  private readonly summary: LogSummary;
 
   constructor(
-    private readonly opts: { host: string; port: number; token: string | undefined; hooks: AdminHooks; logger: Logger },
+    private readonly opts: { host: string; port: number; token: string | undefined; hooks: AdminHooks; logger: Logger; limits?: Partial<AdminLimits> },
   ) {
     this.log = opts.logger.child({ component: 'admin' });
-    this.server = http.createServer((req, res) => {
+    this.summary = new LogSummary(this.log);
+    const limits = { ...DEFAULT_ADMIN_LIMITS, ...opts.limits };
+    const serverOptions: http.ServerOptions = {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // How often Node checks the two timeouts above (its default, 30 s, would make them coarse).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+      maxHeaderSize: 8192,
+    };
+    this.server = http.createServer(serverOptions, (req, res) => {
+      if (announcesBody(req)) {
+        this.summary.event('warn', 'admin_body_refused', { path: req.url, remote: req.socket.remoteAddress }, 'refused an admin request with a body; bodies are never read');
+        res.shouldKeepAlive = false;
+        send(res, 413, { error: 'request bodies are not accepted' });
+        res.once('finish', () => req.socket.destroy());
+        return;
+      }
       this.handle(req, res).catch((err: Error) => {
         this.log.error({ err: err.message, path: req.url }, 'admin request failed');
         if (!res.headersSent) send(res, 500, { error: 'internal error' });
@@ -57,6 +91,20 @@ export class AdminServer {
       });
     });
     this.server.keepAliveTimeout = 5000;
+    this.server.maxConnections = limits.maxConnections;
+    this.server.on('drop', (data?: { remoteAddress?: string }) => {
+      this.summary.event('warn', 'admin_connection_refused', { remote: data?.remoteAddress, maxConnections: limits.maxConnections }, 'refused an admin connection: too many open');
+    });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // Timeouts, oversized heads, malformed requests: answer if the socket still can, then close.
+      const code = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      this.summary.event('info', 'admin_client_error', { err: err.code ?? err.message }, 'closed an admin connection: bad or slow request');
+      if (!socket.writable || (socket as net.Socket & { _httpMessage?: unknown })._httpMessage) {
+        socket.destroy();
+        return;
+      }
+      socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+    });
   }
 
   listen(): Promise<net.AddressInfo> {
@@ -140,6 +188,7 @@ export class AdminServer {
       });
       this.server.closeIdleConnections();
     });
+    void this.closing.then(() => this.summary.close());
     return this.closing;
   }
 
@@ -154,4 +203,10 @@ function send(res: http.ServerResponse, code: number, body: unknown): void {
   const text = typeof body === 'string' ? body : `${JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`;
   res.writeHead(code, { 'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json' });
   res.end(text);
+}
+
+/** A request that says a body follows (Content-Length above 0, or any Transfer-Encoding). */
+function announcesBody(req: http.IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

@@ -6,6 +6,11 @@
  *
  * Pool connections are never authenticated by the sidecar: each client authenticates itself, so
  * the sidecar cannot be used to bypass the backend's password.
+ *
+ * A connection the backend refused (Redis at its `maxclients` writes `-ERR max number of clients
+ * reached` on accept and closes) is a failed connection: counted, never lent. The client that
+ * would have had it gets exactly the backend's line (BackendRefusedError.reply), as it would have
+ * directly. `-NOAUTH` is not a refusal: the client authenticates itself.
  */
 import net from 'node:net';
 import { createPool, type Pool } from 'generic-pool';
@@ -24,6 +29,23 @@ export interface BackendPoolOptions {
 }
 
 const PING = Buffer.from('*1\r\n$4\r\nPING\r\n');
+/** A password-protected backend's answer to an unauthenticated PING (Redis; Pika adds `ERR `). */
+const AUTH_CHALLENGE = /^-(ERR )?NOAUTH\b/;
+/** A warm socket found dead or refused is replaced by a fresh connect this many times. */
+const ACQUIRE_ATTEMPTS = 3;
+
+/** The backend refused a new connection; `reply` is its error line, CRLF included. */
+export class BackendRefusedError extends SidecarError {
+  constructor(readonly reply: Buffer) {
+    super('ERR_BACKEND_REFUSED', `the backend refused the connection: ${reply.toString('latin1').trimEnd()}`);
+  }
+}
+
+/** What a PING on a new backend connection found. */
+type PingResult = { ok: true } | { ok: false; refusal: Buffer | undefined };
+
+/** Bytes the backend sent before being asked: Redis' maxclients refusal arrives on accept. */
+const unsolicited = new WeakMap<net.Socket, Buffer[]>();
 /** Backoff after failed connects, so a down backend does not spin the pool's refill loop. */
 const BACKOFF_BASE_MS = 50;
 const BACKOFF_MAX_MS = 1000;
@@ -47,12 +69,10 @@ export class BackendPool {
           // A socket lent to a session belongs to it: the pool only forgets it.
           if (!this.lent.has(s)) s.destroy();
         },
-        validate: (s) => this.ping(s),
       },
       {
         min: opts.size,
         max: Math.max(opts.size, 1) + 100_000,
-        testOnBorrow: true,
         acquireTimeoutMillis: opts.connectTimeoutMs,
         autostart: true,
       },
@@ -71,9 +91,33 @@ export class BackendPool {
     return { warm: this.pool.available, pending: this.pool.pending, size: this.pool.size };
   }
 
-  /** A connected, PING-validated backend socket, owned by the caller from now on. */
+  /**
+   * A connected, PING-validated backend socket, owned by the caller from now on. A warm socket
+   * that died idle or was refused is replaced by a fresh connect (bounded); when the backend
+   * refuses that too, BackendRefusedError carries its line for the client.
+   */
   async acquire(): Promise<net.Socket> {
-    if (this.state !== 'open') throw new SidecarError('ERR_POOL_CLOSED', 'the backend pool is closed');
+    let refusal: Buffer | undefined;
+    for (let attempt = 0; attempt < ACQUIRE_ATTEMPTS; attempt++) {
+      if (this.state !== 'open') throw new SidecarError('ERR_POOL_CLOSED', 'the backend pool is closed');
+      const socket = attempt === 0 ? await this.borrow() : await this.connect(false);
+      const result = await this.ping(socket);
+      if (result.ok) return socket;
+      socket.destroy();
+      if (result.refusal !== undefined) {
+        refusal = result.refusal;
+        this.opts.metrics.backendConnectFailuresTotal.inc();
+        this.log.debug({ reply: refusal.toString('latin1').trimEnd() }, 'the backend refused a connection');
+        // A refusal from a fresh connect is what a direct client would get now.
+        if (attempt > 0) break;
+      }
+    }
+    if (refusal !== undefined) throw new BackendRefusedError(refusal);
+    throw new SidecarError('ERR_BACKEND_UNREACHABLE', `backend ${this.address} is unreachable: its connections closed before answering PING`);
+  }
+
+  /** A warm socket from the pool (or a new one), taken out of the pool's books. */
+  private async borrow(): Promise<net.Socket> {
     let socket: net.Socket;
     try {
       socket = await this.pool.acquire();
@@ -88,8 +132,9 @@ export class BackendPool {
     return socket;
   }
 
-  private async connect(): Promise<net.Socket> {
-    if (this.failures > 0) {
+  /** `backoff` false: a replacement for a warm socket that failed, wanted now. */
+  private async connect(backoff = true): Promise<net.Socket> {
+    if (backoff && this.failures > 0) {
       const wait = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(this.failures, 10));
       await new Promise((r) => setTimeout(r, wait).unref());
     }
@@ -104,6 +149,13 @@ export class BackendPool {
         socket.removeAllListeners('error');
         // An idle warm socket that errors is found dead by the PING at acquire time.
         socket.on('error', () => undefined);
+        const early: Buffer[] = [];
+        unsolicited.set(socket, early);
+        socket.on('data', (d: Buffer) => {
+          early.push(d);
+          // A backend that talks unasked sends one error line; more than that is not a refusal to keep.
+          if (early.reduce((n, b) => n + b.length, 0) > 1024) socket.destroy();
+        });
         this.failures = 0;
         resolve(socket);
       });
@@ -118,33 +170,43 @@ export class BackendPool {
   }
 
   /**
-   * PING on a warm connection before lending it. Any single-line reply proves the backend is there
-   * (`-NOAUTH` included: the client will authenticate itself). Consumes the reply so the client's
-   * stream starts clean.
+   * PING on a connection before lending it; consumes the reply so the client's stream starts
+   * clean. `+PONG` and an authentication challenge (`-NOAUTH`: the client will authenticate
+   * itself) prove a usable connection. Any other error line, or bytes the backend sent before
+   * being asked, is a refusal. A close or a timeout is a dead connection.
    */
-  private ping(socket: net.Socket): Promise<boolean> {
-    if (socket.destroyed || socket.readyState !== 'open') return Promise.resolve(false);
+  private ping(socket: net.Socket): Promise<PingResult> {
+    const early = unsolicited.get(socket);
+    unsolicited.delete(socket);
+    socket.removeAllListeners('data');
+    const before = early === undefined || early.length === 0 ? undefined : Buffer.concat(early);
+    // Refused on accept (Redis writes the error and closes): do not write into a closing socket.
+    if (before !== undefined) return Promise.resolve({ ok: false, refusal: firstLine(before) });
+    if (socket.destroyed || socket.readyState !== 'open') return Promise.resolve({ ok: false, refusal: undefined });
     return new Promise((resolve) => {
       let got = '';
-      const done = (ok: boolean) => {
+      const done = (r: PingResult) => {
         clearTimeout(timer);
         socket.off('data', onData);
         socket.off('close', onClose);
-        if (!ok) socket.destroy();
-        resolve(ok);
+        resolve(r);
       };
       const onData = (d: Buffer) => {
         got += d.toString('latin1');
         const nl = got.indexOf('\r\n');
         if (nl < 0) {
-          if (got.length > 1024) done(false);
+          if (got.length > 1024) done({ ok: false, refusal: undefined });
           return;
         }
+        const line = got.slice(0, nl + 2);
         // Exactly one line: anything after it would belong to nobody.
-        done(nl + 2 === got.length && (got[0] === '+' || got[0] === '-'));
+        const usable = nl + 2 === got.length;
+        if (line[0] === '+' || AUTH_CHALLENGE.test(line)) done(usable ? { ok: true } : { ok: false, refusal: undefined });
+        else if (line[0] === '-') done({ ok: false, refusal: Buffer.from(line, 'latin1') });
+        else done({ ok: false, refusal: undefined });
       };
-      const onClose = () => done(false);
-      const timer = setTimeout(() => done(false), this.opts.connectTimeoutMs);
+      const onClose = () => done({ ok: false, refusal: got.includes('\r\n') ? firstLine(Buffer.from(got, 'latin1')) : undefined });
+      const timer = setTimeout(() => done({ ok: false, refusal: undefined }), this.opts.connectTimeoutMs);
       socket.on('data', onData);
       socket.once('close', onClose);
       socket.write(PING);
@@ -175,4 +237,11 @@ export class BackendPool {
     this.state = 'closed';
     this.log.info('backend pool destroyed');
   }
+}
+
+/** The first CRLF-terminated line of what the backend sent, if it is an error line. */
+function firstLine(bytes: Buffer): Buffer | undefined {
+  const nl = bytes.indexOf('\r\n');
+  if (nl < 0 || bytes[0] !== 0x2d /* - */) return undefined;
+  return bytes.subarray(0, nl + 2);
 }

@@ -164,6 +164,18 @@ const ROWS = [
     describe: 'backend connections opened ahead of new clients (0 = connect when a client arrives)',
   }),
   key({
+    field: 'maxClients',
+    parser: integer({ min: 1, max: 1_000_000 }),
+    default: 10_000,
+    describe: "client connections at most (Redis' maxclients); lowered to fit the open-file limit; beyond it a client gets -ERR max number of clients reached",
+  }),
+  key({
+    field: 'protectedMode',
+    parser: boolean(),
+    default: true,
+    describe: 'refuse to start when listen is not loopback and the backend answers PING without a password (like Redis protected mode); set false only behind a NetworkPolicy',
+  }),
+  key({
     field: 'connectTimeoutMs',
     parser: duration({ min: 1 }),
     default: 2000,

@@ -9,7 +9,11 @@
  * - An empty environment variable counts as unset (Kubernetes renders optional values that way).
  * - Environment variables that are not in the key table are ignored, not refused: Kubernetes
  *   injects PIKA_SIDECAR_SERVICE_HOST, PIKA_SIDECAR_PORT, ... for a Service named pika-sidecar.
- * - Unknown keys in the YAML file are refused, with the nearest known key suggested.
+ * - Unknown keys in the YAML file are refused, with the nearest known key suggested. A PIKA_SIDECAR_*
+ *   variable close to a known one (PIKA_SIDECAR_POOLSIZE) is a warning with the suggestion: it is
+ *   not refused, for the Kubernetes reason above.
+ * - A string value with leading or trailing whitespace (`' 8'`, `'1s '`) is refused, naming the key:
+ *   whitespace there is a quoting mistake, not a value. Secrets are taken as they are.
  * - In the YAML file, null on an optional key (secrets, triggerDir, pushgatewayUrl) is the same as
  *   leaving the key out; on any other key it is an error.
  * - All problems are collected and thrown as one SidecarError('ERR_CONFIG'), one line each.
@@ -44,6 +48,8 @@ export interface LoadedConfig {
   sources: Record<string, ConfigSource>;
   /** The YAML file that was read, if any. */
   configPath: string | undefined;
+  /** Not errors, but probably mistakes (a misspelt environment variable): shown at start-up. */
+  warnings: string[];
 }
 
 /** A value some layer gave for a key, before parsing. */
@@ -79,6 +85,10 @@ export function loadConfig(input: LoadConfigInput): LoadedConfig {
       continue;
     }
     const { key, given } = chosen;
+    if (!key.parser.secret && typeof given.raw === 'string' && given.raw !== given.raw.trim()) {
+      problems.push(valueProblem(key, given.raw, given.origin, 'no leading or trailing whitespace'));
+      continue;
+    }
     const parsed = key.parser.parse(given.raw);
     if (!parsed.ok) {
       problems.push(valueProblem(key, given.raw, given.origin, parsed.detail));
@@ -92,7 +102,36 @@ export function loadConfig(input: LoadConfigInput): LoadedConfig {
   // Cross-key checks only make sense once every value parsed.
   if (problems.length === 0) problems.push(...checkConsistency(config, origins));
   if (problems.length > 0) throw configError(problems);
-  return { config, sources, configPath: file?.path };
+  return { config, sources, configPath: file?.path, warnings: envWarnings(input.env ?? {}) };
+}
+
+const ENV_PREFIX = 'PIKA_SIDECAR_';
+/** Variables of ours that are not config keys (the config path; a test-only hook in main.ts). */
+const OTHER_ENV = new Set([CONFIG_PATH_ENV, 'PIKA_SIDECAR_TEST_INJECT_FAULT']);
+/** What Kubernetes injects for a Service named pika-sidecar: never a typo. */
+const SERVICE_ENV_RE = /^PIKA_SIDECAR_(SERVICE_HOST|SERVICE_PORT(_.*)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$/;
+
+/** A warning for each PIKA_SIDECAR_* variable that is not ours but close to one of ours. */
+export function envWarnings(env: NodeJS.ProcessEnv): string[] {
+  const known = new Set(CONFIG_KEYS.flatMap((k) => [k.env, ...k.envAliases]));
+  const warnings: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith(ENV_PREFIX) || known.has(name) || OTHER_ENV.has(name) || SERVICE_ENV_RE.test(name)) continue;
+    const hint = nearestEnv(name);
+    if (hint !== undefined) warnings.push(`environment variable ${name} is not a pika-sidecar setting and is ignored; did you mean ${hint}?`);
+  }
+  return warnings;
+}
+
+function nearestEnv(name: string): string | undefined {
+  // Compared without underscores too: POOLSIZE and POOL_SIZE are one typo apart, not two.
+  const bare = (s: string): string => s.slice(ENV_PREFIX.length).replaceAll('_', '');
+  let best: { env: string; distance: number } | undefined;
+  for (const env of CONFIG_KEYS.flatMap((k) => [k.env, ...k.envAliases])) {
+    const distance = Math.min(editDistance(name, env), editDistance(bare(name), bare(env)));
+    if (best === undefined || distance < best.distance) best = { env, distance };
+  }
+  return best !== undefined && best.distance <= 2 ? best.env : undefined;
 }
 
 /** The highest layer that sets any key of one field; two keys of one field in that layer is an error. */

@@ -67,6 +67,13 @@ export interface SidecarConfig {
   /** Bearer token accepted by mutating admin endpoints from non-loopback callers. Secret. */
   adminToken: string | undefined;
   poolSize: number;
+  /** Client sessions at most; later clients get Redis' `-ERR max number of clients reached`. */
+  maxClients: number;
+  /**
+   * Refuse to start when clients may come from beyond loopback (a non-loopback `listen`) while the
+   * backend accepts unauthenticated connections: every peer would be a trusted local caller.
+   */
+  protectedMode: boolean;
   connectTimeoutMs: number;
   /** Control connection: PING interval and command timeout. */
   healthIntervalMs: number;

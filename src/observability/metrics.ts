@@ -9,6 +9,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import {
   BACKEND_ROLES,
   CLOSE_REASONS,
+  REFUSAL_REASONS,
   PHASES,
   PHASE_OUTCOMES,
   REPLICA_STATES,
@@ -103,6 +104,13 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     registers,
   });
   for (const reason of CLOSE_REASONS) clientConnectionsClosedTotal.inc({ reason }, 0);
+  const clientConnectionsRefusedTotal = new Counter({
+    name: `${p}client_connections_refused_total`,
+    help: 'New client connections refused before becoming a session, by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+  for (const reason of REFUSAL_REASONS) clientConnectionsRefusedTotal.inc({ reason }, 0);
   const backendUp = new Gauge({
     name: `${p}backend_up`,
     help: '1 when the control connection answers PING, else 0.',
@@ -240,6 +248,7 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     clientConnections,
     clientConnectionsTotal,
     clientConnectionsClosedTotal,
+    clientConnectionsRefusedTotal,
     backendUp,
     backendConnectFailuresTotal,
     poolConnections,

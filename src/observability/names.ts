@@ -35,6 +35,15 @@ export const CLOSE_REASONS = [
 ] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 
+/** Why a new client was refused before it became a session (client_connections_refused_total{reason}). */
+export const REFUSAL_REASONS = [
+  'max_clients', // maxClients sessions were open (or the open-file limit allowed no more)
+  'fd_exhausted', // the process ran out of file descriptors (EMFILE/ENFILE)
+  'backend_refused', // the backend answered the new connection with an error (its own maxclients, ...)
+  'protected_mode', // a non-loopback client while the backend needs no password (protected mode)
+] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
 export const REPLICA_STATES = ['online', 'full_sync', 'down'] as const;
 export type ReplicaState = (typeof REPLICA_STATES)[number];
 

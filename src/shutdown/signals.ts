@@ -5,6 +5,8 @@
  * at once, without a shutdown report; here every one of them starts the ordered shutdown (or joins
  * the one under way), and any second one forces it (exit code 3): the coordinator counts.
  *
+ * docs/security.md renders the table (renderSignalTable); a test keeps the two in step.
+ *
  * Not handled, on purpose: SIGKILL and SIGSTOP (cannot be caught); SIGUSR1 (Node starts its
  * inspector; left alone); SIGPROF (V8's CPU profiler uses it); SIGPIPE (Node ignores it);
  * SIGSEGV, SIGBUS, SIGFPE, SIGILL (the process is not in a state to run JavaScript);
@@ -91,4 +93,10 @@ export class SignalHold {
       this.endHold = resolve;
     });
   }
+}
+
+/** The Markdown table of docs/security.md (between its `signals:begin/end` markers). */
+export function renderSignalTable(): string {
+  const rows = TERMINATION_SIGNALS.map((s) => `| \`${s.signal}\` | ${s.why.replaceAll('|', '\\|')} |`);
+  return ['| signal | why it is a shutdown |', '|---|---|', ...rows].join('\n');
 }

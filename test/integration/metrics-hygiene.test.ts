@@ -17,6 +17,7 @@ import {
   BACKEND_ROLES,
   CLOSE_REASONS,
   PHASE_OUTCOMES,
+  REFUSAL_REASONS,
   REPLICA_STATES,
   SESSION_MODES,
   SHUTDOWN_STATES,
@@ -54,7 +55,8 @@ function closedLabels(replicaAddresses: ReadonlySet<string>): Record<string, (v:
   const oneOf = (values: readonly string[]) => (v: string) => values.includes(v);
   return {
     mode: oneOf(SESSION_MODES),
-    reason: oneOf([...CLOSE_REASONS, ...FRONT_REFUSE_REASONS]),
+    // client_connections_closed_total, client_connections_refused_total, the fronted ports' refusals
+    reason: oneOf([...CLOSE_REASONS, ...REFUSAL_REASONS, ...FRONT_REFUSE_REASONS]),
     // the fronted Pika replication ports (replication.frontPikaPorts)
     port: oneOf(FRONT_PORT_ROLES),
     direction: oneOf(FRONT_DIRECTIONS),

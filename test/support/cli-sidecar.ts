@@ -27,24 +27,35 @@ export interface CliSidecar {
 }
 
 const live = new Set<ChildProcess>();
+const bracketed = (host: string): string => (host.includes(':') ? `[${host}]` : host);
 process.on('exit', () => {
   for (const p of live) p.kill('SIGKILL');
 });
 
-export async function spawnSidecar(backendPort: number, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<CliSidecar> {
+/**
+ * `launcher` runs the CLI under another program, e.g. ['prlimit', '--nofile=200:200']; `listenHost`
+ * and `adminHost` are bind addresses (0.0.0.0 for protected-mode tests; clients still connect to loopback).
+ */
+export async function spawnSidecar(
+  backendPort: number,
+  extraArgs: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  opts: { launcher?: string[]; listenHost?: string; adminHost?: string } = {},
+): Promise<CliSidecar> {
   const port = await freePort();
   const adminPort = await freePort();
   const defaults: Record<string, string> = { '--announce-delay': '0', '--metrics-linger': '0', '--log-level': 'debug' };
   for (const flag of extraArgs) delete defaults[flag];
   const args = [
     CLI, 'run',
-    '--listen', `127.0.0.1:${port}`,
+    '--listen', `${bracketed(opts.listenHost ?? '127.0.0.1')}:${port}`,
     '--backend', `127.0.0.1:${backendPort}`,
-    '--admin', `127.0.0.1:${adminPort}`,
+    '--admin', `${bracketed(opts.adminHost ?? '127.0.0.1')}:${adminPort}`,
     ...Object.entries(defaults).flat(),
     ...extraArgs,
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const [command, ...prefix] = opts.launcher ?? [process.execPath];
+  const proc = spawn(command!, opts.launcher ? [...prefix, process.execPath, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   live.add(proc);
   const logs: LogLine[] = [];
   let partial = '';

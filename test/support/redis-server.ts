@@ -27,7 +27,7 @@ export interface RedisServerOptions {
   /** Extra config directives, e.g. ['repl-diskless-sync', 'no']. Pairs: name, value, name, value... */
   config?: string[];
   replicaOf?: { host: string; port: number };
-  /** A port chosen by the caller (e.g. freePikaPort); default a free one. */
+  /** A port chosen by the caller (e.g. freePikaPort, or a restart on the same address); default a free one. */
   port?: number;
 }
 

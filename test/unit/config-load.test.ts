@@ -276,6 +276,8 @@ describe('validation messages', () => {
     adminToken: ['a'],
     adminTokenFile: 7,
     poolSize: 1025,
+    maxClients: 0,
+    protectedMode: 'perhaps',
     connectTimeout: '0',
     healthInterval: '1 second',
     commandTimeout: -1,
