@@ -52,6 +52,11 @@ export interface WaitDeps {
   random: () => number;
   /** Aborts when the watcher is closed or destroyed. */
   lifetime: AbortSignal;
+  /**
+   * Replicas the last normal-service poll listed. One that has left the master's list since (killed,
+   * promoted, cut off just before the shutdown) is still expected: it may lack acknowledged writes.
+   */
+  known: readonly string[];
 }
 
 type StopKind = 'deadline' | 'aborted' | 'closed' | 'backend_gone';
@@ -156,7 +161,7 @@ class ConvergenceWait {
       const downstream = obs.info.replicas.length > 0 ? `; its own ${obs.info.replicas.length} replica(s) follow the same stream` : '';
       return this.result('skipped', `the backend is a replica${of}; nothing downstream to wait for${downstream}`);
     }
-    if (obs.info.replicas.length === 0 && (obs.info.connectedReplicas ?? 0) === 0) {
+    if (obs.info.replicas.length === 0 && (obs.info.connectedReplicas ?? 0) === 0 && this.deps.known.length === 0) {
       this.target = targetOf(obs);
       return this.result('skipped', 'the backend is a master with no replicas; nothing to wait for');
     }
@@ -172,6 +177,9 @@ class ConvergenceWait {
     this.target = targetOf(obs)!;
     this.lastMaster = this.target;
     for (const a of listedReplicas(obs)) this.expected.add(a);
+    const gone = this.deps.known.filter((a) => !this.expected.has(a));
+    for (const a of gone) this.expected.add(a);
+    if (gone.length > 0) logger.warn({ replicas: gone }, 'replicas listed before the shutdown are gone from the master; they are waited for and count as not converged');
     logger.info(
       { kind: this.kind, target: formatTarget(this.target), replicas: [...this.expected], writePause: this.writePause },
       `recorded the replication target; waiting for ${this.expected.size} replica(s) to reach it`,

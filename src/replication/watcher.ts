@@ -169,6 +169,7 @@ export class ReplicationWatcher {
           logger: this.logger,
           random: this.random,
           lifetime: this.lifetime.signal,
+          known: this.state.role === 'master' ? this.state.replicas.map((r) => r.address) : [],
         },
         budgetMs,
         signal,

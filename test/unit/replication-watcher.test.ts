@@ -240,6 +240,17 @@ describe('convergence wait (redis rules)', () => {
     assert.match(r.reason, /no replicas/);
   });
 
+  test('a replica the last poll listed and the master no longer lists is waited for, and is not converged', async (t) => {
+    let replicas: Array<{ port: number; offset: number }> = [{ port: 7001, offset: 42 }];
+    const { watcher, lines } = makeWatcher(t, redisControl(() => redisMaster(42, replicas)));
+    await watcher.pollOnce();
+    replicas = []; // killed or promoted just before the shutdown: gone from INFO before the target is recorded
+    const r = await watcher.waitForConvergence(300, new AbortController().signal);
+    assert.equal(r.outcome, 'timed_out', r.reason);
+    assert.deepEqual(verdicts(r), [['127.0.0.1:7001', 'unreachable']]);
+    assert.ok(lines.some((l) => l.level === 'warn' && /gone from the master/.test(String(l.msg))));
+  });
+
   test('waits until every replica acknowledges the target, re-checks after the settle delay, and leaves the pause in place', async (t) => {
     let polls = 0;
     const control = redisControl(() => {
