@@ -20,7 +20,7 @@
  */
 import type { SidecarError } from '../errors.js';
 import { protocolError } from './protocol-error.js';
-import { NEED_MORE } from './request-scanner.js';
+import { NEED_MORE, RESP_TYPES as T } from './resp-types.js';
 
 export { NEED_MORE };
 
@@ -117,33 +117,33 @@ export class ReplyScanner {
       switch (this.state) {
         case R_TYPE: {
           const c = buf[p]!;
-          if (this.depth === 0) this.frameKind = c === 0x3e ? FRAME_PUSH : c === 0x7c ? FRAME_ATTRIBUTE : FRAME_REPLY;
+          if (this.depth === 0) this.frameKind = c === T.PUSH ? FRAME_PUSH : c === T.ATTRIBUTE ? FRAME_ATTRIBUTE : FRAME_REPLY;
           p++;
           switch (c) {
-            case 0x2b: // + simple string
-            case 0x2d: // - error
-            case 0x3a: // : integer
-            case 0x5f: // _ null
-            case 0x2c: // , double
-            case 0x23: // # boolean
-            case 0x28: // ( big number
+            case T.SIMPLE_STRING:
+            case T.ERROR:
+            case T.INTEGER:
+            case T.NULL:
+            case T.DOUBLE:
+            case T.BOOLEAN:
+            case T.BIG_NUMBER:
               this.state = R_LINE;
               this.lineBytes = 0;
               continue;
-            case 0x24: // $ bulk string
-            case 0x21: // ! blob error
-            case 0x3d: // = verbatim string
+            case T.BLOB_STRING:
+            case T.BLOB_ERROR:
+            case T.VERBATIM_STRING:
               this.startLength(L_BULK, c);
               continue;
-            case 0x2a: // * array
-            case 0x7e: // ~ set
-            case 0x3e: // > push
+            case T.ARRAY:
+            case T.SET:
+            case T.PUSH:
               this.startLength(L_AGGREGATE, c);
               continue;
-            case 0x25: // % map
+            case T.MAP:
               this.startLength(L_PAIRS, c);
               continue;
-            case 0x7c: // | attribute
+            case T.ATTRIBUTE:
               this.startLength(L_ATTRIBUTE, c);
               continue;
             default:
@@ -240,7 +240,7 @@ export class ReplyScanner {
     const n = this.lenVal;
     if (this.lenNeg) {
       // Only RESP2's null bulk ($-1) and null array (*-1) are negative.
-      if (n !== 1 || (this.lenType !== 0x24 && this.lenType !== 0x2a)) {
+      if (n !== 1 || (this.lenType !== T.BLOB_STRING && this.lenType !== T.ARRAY)) {
         throw this.fail(`bad length -${n} after '${String.fromCharCode(this.lenType)}'`);
       }
       return false;
