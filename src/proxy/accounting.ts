@@ -455,7 +455,7 @@ export class SessionAccounting {
 
   /** One frame of the head command arrived. */
   private consume(): void {
-    const wasBlocked = this.blocked;
+    const wasBlocked = this.kinds[this.head] === E_COMMAND && this.blocked;
     if (--this.headDue === 0) this.finishHead();
     this.settle();
     if (wasBlocked) this.version++;
