@@ -30,8 +30,10 @@ export function prng(seed: number): () => number {
 }
 
 const same = (label: string, bytes: Buffer): Item => ({ sidecar: bytes, direct: bytes, label });
-const cmd = (...args: string[]): Item => same(args.join(' '), resp(...args));
-const inline = (line: string): Item => same(`inline ${JSON.stringify(line)}`, Buffer.from(`${line}\r\n`));
+export const cmd = (...args: string[]): Item => same(args.join(' '), resp(...args));
+export const inline = (line: string): Item => same(`inline ${JSON.stringify(line)}`, Buffer.from(`${line}\r\n`));
+/** A denied command through the sidecar; an unknown one (which fails alike) directly. */
+export const refused = (): Item => ({ sidecar: resp('SHUTDOWN'), direct: resp('NOSUCHCMD'), label: 'SHUTDOWN (refused)' });
 
 const NESTED = "return {1, {2, {3, 'x'}}, redis.status_reply('ok'), redis.error_reply('inner')}";
 const RECURSIVE = 'local a = {}; local b = {a}; a[1] = b; return a';
@@ -74,7 +76,7 @@ export function sequence(rand: () => number, length: number): Item[] {
     } else if (r < 0.66) {
       item = pick([cmd('EVAL', NESTED, '0'), cmd('EVAL', "return redis.error_reply('boom')", '0'), cmd('EVAL', RECURSIVE, '0')]);
     } else if (r < 0.76) {
-      item = pick([{ sidecar: resp('SHUTDOWN'), direct: resp('NOSUCHCMD'), label: 'SHUTDOWN (refused)' }, { sidecar: Buffer.from('SHUTDOWN NOSAVE\r\n'), direct: Buffer.from('NOSUCHCMD NOSAVE\r\n'), label: 'inline SHUTDOWN (refused)' }]);
+      item = pick([refused(), { sidecar: Buffer.from('SHUTDOWN NOSAVE\r\n'), direct: Buffer.from('NOSUCHCMD NOSAVE\r\n'), label: 'inline SHUTDOWN (refused)' }]);
     } else if (r < 0.8) {
       item = pick([cmd('FOO'), cmd('GET')]); // unknown; wrong arity: queue-time errors inside MULTI
     } else if (r < 0.86) {
