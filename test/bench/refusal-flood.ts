@@ -1,7 +1,7 @@
 /**
  * The refusal flood of issue 9, measured: four clients that never read their replies send a
  * denied command (`SHUTDOWN`) in a loop for FLOOD_SECONDS (default 15) through a sidecar process
- * (the CLI, logging at info). Prints the sidecar's peak RSS, its log line count and how many
+ * (the CLI, logging at FLOOD_LOG_LEVEL, default info). Prints the sidecar's peak RSS, its log line count and how many
  * refusals it issued; exits 1 when the peak RSS is over FLOOD_MAX_RSS_MB (default 300).
  * A script, not a test: it takes its full duration. Run it by hand:
  *
@@ -16,6 +16,8 @@ import { resp } from '../support/raw-client.js';
 const SECONDS = Number(process.env['FLOOD_SECONDS'] ?? '15');
 const MAX_RSS_MB = Number(process.env['FLOOD_MAX_RSS_MB'] ?? '300');
 const CLIENTS = 4;
+/** info: every refusal is a log candidate (LogSummary); warn: the data path runs unthrottled by logging. */
+const LOG_LEVEL = process.env['FLOOD_LOG_LEVEL'] ?? 'info';
 
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -24,7 +26,7 @@ function rssMb(pid: number): number {
 
 async function main(): Promise<void> {
   const redis = await RedisServer.start();
-  const sc = await spawnSidecar(redis.port, ['--log-level', 'info']);
+  const sc = await spawnSidecar(redis.port, ['--log-level', LOG_LEVEL]);
   const pid = sc.proc.pid!;
   const startRss = rssMb(pid);
   const batch = Buffer.concat(Array.from({ length: 1000 }, () => resp('SHUTDOWN')));
@@ -70,7 +72,7 @@ async function main(): Promise<void> {
   sc.proc.kill('SIGTERM');
   await sc.exited;
   await redis.stop();
-  console.log(`refusal flood: ${CLIENTS} non-reading clients sending SHUTDOWN for ${SECONDS} s`);
+  console.log(`refusal flood: ${CLIENTS} non-reading clients sending SHUTDOWN for ${SECONDS} s (log level ${LOG_LEVEL})`);
   console.log(`  sidecar RSS: start ${startRss.toFixed(0)} MB, peak ${peak.toFixed(0)} MB (limit ${MAX_RSS_MB} MB); samples: ${samples.join(', ')}`);
   console.log(`  bytes the clients got into their sockets: ${(written / 1e6).toFixed(1)} MB; refusals issued: ${denied}`);
   console.log(`  log lines: ${sc.logs.length} in total, ${refusalLines} about refusals`);
