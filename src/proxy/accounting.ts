@@ -218,6 +218,17 @@ export class SessionAccounting {
 
   /** A complete top-level frame arrived. Returns FRAME_OWED / FRAME_NOT_OWED / FRAME_REFUSAL. */
   frame(f: FrameInfo): number {
+    // The hot path: the reply of a command in a run of plain ones, in no special mode.
+    if (f.kind === FRAME_REPLY && f.pubsub === PUBSUB_OTHER && this.headDue === 1 && this.kinds[this.head] === E_PLAIN && !this.replyOff && !this.skipThis) {
+      this.queued--;
+      // The next command of the run is judged alike: one reply (headDue stays 1).
+      if (--this.counts[this.head]! > 0) return FRAME_OWED;
+      this.headDue = -1;
+      this.head = (this.head + 1) & (this.cap - 1);
+      this.size--;
+      this.settle();
+      return FRAME_OWED;
+    }
     if (f.kind === FRAME_ATTRIBUTE) return FRAME_NOT_OWED;
     // Pub/sub frames are arrays in RESP2 and pushes in RESP3: an array in RESP3 is a reply.
     const pubsub = (this.resp3 ? f.kind === FRAME_PUSH : f.kind === FRAME_REPLY) ? f.pubsub : PUBSUB_OTHER;
