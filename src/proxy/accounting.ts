@@ -217,18 +217,25 @@ export class SessionAccounting {
   // ─── reply side ───────────────────────────────────────────────────────────────────────────
 
   /** A complete top-level frame arrived. Returns FRAME_OWED / FRAME_NOT_OWED / FRAME_REFUSAL. */
+  /**
+   * The hot path: a reply frame (not a push or attribute) while the head is a run of plain
+   * commands in no special mode and no subscription is open, so nothing about the frame needs
+   * reading. Consumes it and returns true; false: call frame() with the frame's details.
+   */
+  plainReply(): boolean {
+    if (this.headDue !== 1 || this.kinds[this.head] !== E_PLAIN || this.replyOff || this.skipThis || this.channels + this.patterns + this.shards > 0) return false;
+    this.queued--;
+    // The next command of the run is judged alike: one reply (headDue stays 1).
+    if (--this.counts[this.head]! > 0) return true;
+    this.headDue = -1;
+    this.head = (this.head + 1) & (this.cap - 1);
+    this.size--;
+    this.settle();
+    return true;
+  }
+
   frame(f: FrameInfo): number {
-    // The hot path: the reply of a command in a run of plain ones, in no special mode.
-    if (f.kind === FRAME_REPLY && f.pubsub === PUBSUB_OTHER && this.headDue === 1 && this.kinds[this.head] === E_PLAIN && !this.replyOff && !this.skipThis) {
-      this.queued--;
-      // The next command of the run is judged alike: one reply (headDue stays 1).
-      if (--this.counts[this.head]! > 0) return FRAME_OWED;
-      this.headDue = -1;
-      this.head = (this.head + 1) & (this.cap - 1);
-      this.size--;
-      this.settle();
-      return FRAME_OWED;
-    }
+    if (f.kind === FRAME_REPLY && f.pubsub === PUBSUB_OTHER && this.plainReply()) return FRAME_OWED;
     if (f.kind === FRAME_ATTRIBUTE) return FRAME_NOT_OWED;
     // Pub/sub frames are arrays in RESP2 and pushes in RESP3: an array in RESP3 is a reply.
     const pubsub = (this.resp3 ? f.kind === FRAME_PUSH : f.kind === FRAME_REPLY) ? f.pubsub : PUBSUB_OTHER;

@@ -29,10 +29,10 @@ import type net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { CommandTable, Cmd } from '../resp/command-table.js';
 import { RequestScanner, NEED_MORE, EV_NAME } from '../resp/request-scanner.js';
-import { ReplyScanner, FRAME_ATTRIBUTE } from '../resp/reply-scanner.js';
+import { ReplyScanner, FRAME_ATTRIBUTE, FRAME_REPLY } from '../resp/reply-scanner.js';
 import { REFUSED_STAND_IN, sidecarErrorReply } from '../backend/encode.js';
 import { classifyPubSub, PUBSUB_HEAD_BYTES, PUBSUB_KIND_SHIFT, PUBSUB_MESSAGE, PUBSUB_OTHER, trailingCount } from './pubsub-frames.js';
-import { SessionAccounting, FRAME_NOT_OWED, FRAME_REFUSAL, SUB_CHANNEL, SUB_PATTERN, SUB_SHARD, type CommandArgs, type FrameInfo } from './accounting.js';
+import { SessionAccounting, FRAME_NOT_OWED, FRAME_OWED, FRAME_REFUSAL, SUB_CHANNEL, SUB_PATTERN, SUB_SHARD, type CommandArgs, type FrameInfo } from './accounting.js';
 import type { LogSummary } from '../observability/log-summary.js';
 import { isSidecarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -437,7 +437,7 @@ export class Session extends EventEmitter {
         if (scanner.atBoundary) {
           frameStart = pos;
           this.frameFirst = chunk[pos]!;
-          if (m.headIsRefusal && this.frameFirst === 0x2d) {
+          if (this.frameFirst === 0x2d && m.headIsRefusal) {
             // The stand-in's error: forward what came before it, then drop it.
             if (pos > written) this.writeClient(chunk.subarray(written, pos));
             written = pos;
@@ -451,12 +451,16 @@ export class Session extends EventEmitter {
           break;
         }
         pos = at;
-        const refusal = this.swallowing ? m.headRefusal<Buffer>() : undefined;
-        const verdict = this.onFrame(chunk, frameStart, at);
-        if (verdict === FRAME_REFUSAL || refusal !== undefined) {
-          this.swallowing = false;
-          written = at;
-          this.writeClient(refusal ?? sidecarErrorReply('refused by pika-sidecar'));
+        // The common case (a reply to a plain command, nothing to read in it) skips onFrame.
+        let verdict = FRAME_OWED;
+        if (this.swallowing || scanner.frameKind !== FRAME_REPLY || !m.plainReply()) {
+          const refusal = this.swallowing ? m.headRefusal<Buffer>() : undefined;
+          verdict = this.onFrame(chunk, frameStart, at);
+          if (verdict === FRAME_REFUSAL || refusal !== undefined) {
+            this.swallowing = false;
+            written = at;
+            this.writeClient(refusal ?? sidecarErrorReply('refused by pika-sidecar'));
+          }
         }
         if (m.version !== this.modelVersion) this.refreshMode();
         if (verdict === FRAME_NOT_OWED) continue;
