@@ -15,3 +15,11 @@ export function sidecarErrorReply(message: string): Buffer {
   // latin1: a protocol error quotes the client's raw byte ("got '\xff'"); Redis sends it unchanged.
   return Buffer.from(`-ERR ${message.replace(/[\r\n]+/g, ' ')}\r\n`, 'latin1');
 }
+
+/**
+ * What the backend gets in place of a command the sidecar refused: a command no server knows.
+ * It fails exactly where the refused command must: one error reply (silenced by CLIENT REPLY
+ * OFF/SKIP like any reply), and inside MULTI a queue-time error, so EXEC answers EXECABORT and
+ * runs nothing (Redis: flagTransaction; Pika: SetTxnInitFailState). It never executes anything.
+ */
+export const REFUSED_STAND_IN: Buffer = encodeCommand(['pika-sidecar-refused']);

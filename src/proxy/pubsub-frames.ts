@@ -12,16 +12,22 @@ export const PUBSUB_UNSUBSCRIBED = 3; // unsubscribe, punsubscribe, sunsubscribe
 /** Enough bytes for `*4\r\n$12\r\npunsubscribe\r\n`. */
 export const PUBSUB_HEAD_BYTES = 32;
 
+/** Which subscriptions a confirmation is about, in the bits above the class (SUB_* of accounting.ts). */
+export const PUBSUB_KIND_SHIFT = 2;
+const CHANNEL = 0 << PUBSUB_KIND_SHIFT;
+const PATTERN = 1 << PUBSUB_KIND_SHIFT;
+const SHARD = 2 << PUBSUB_KIND_SHIFT;
+
 const WORDS: ReadonlyArray<readonly [string, number]> = [
   ['message', PUBSUB_MESSAGE],
   ['pmessage', PUBSUB_MESSAGE],
   ['smessage', PUBSUB_MESSAGE],
-  ['subscribe', PUBSUB_SUBSCRIBED],
-  ['psubscribe', PUBSUB_SUBSCRIBED],
-  ['ssubscribe', PUBSUB_SUBSCRIBED],
-  ['unsubscribe', PUBSUB_UNSUBSCRIBED],
-  ['punsubscribe', PUBSUB_UNSUBSCRIBED],
-  ['sunsubscribe', PUBSUB_UNSUBSCRIBED],
+  ['subscribe', PUBSUB_SUBSCRIBED | CHANNEL],
+  ['psubscribe', PUBSUB_SUBSCRIBED | PATTERN],
+  ['ssubscribe', PUBSUB_SUBSCRIBED | SHARD],
+  ['unsubscribe', PUBSUB_UNSUBSCRIBED | CHANNEL],
+  ['punsubscribe', PUBSUB_UNSUBSCRIBED | PATTERN],
+  ['sunsubscribe', PUBSUB_UNSUBSCRIBED | SHARD],
 ];
 const BY_WORD = new Map(WORDS.map(([w, k]) => [Buffer.from(w).toString('latin1'), k]));
 
@@ -31,6 +37,11 @@ const BY_WORD = new Map(WORDS.map(([w, k]) => [Buffer.from(w).toString('latin1')
  * PUBSUB_OTHER.
  */
 export function classifyPubSubHead(head: Buffer): number {
+  return classifyPubSub(head) & ((1 << PUBSUB_KIND_SHIFT) - 1);
+}
+
+/** Like classifyPubSubHead, with the confirmation's channel kind above PUBSUB_KIND_SHIFT. */
+export function classifyPubSub(head: Buffer): number {
   if (head.length < 4 || (head[0] !== 0x2a && head[0] !== 0x3e)) return PUBSUB_OTHER;
   const firstLineEnd = head.indexOf('\r\n', 1);
   if (firstLineEnd < 0 || head[firstLineEnd + 2] !== 0x24) return PUBSUB_OTHER; // '$'
@@ -44,4 +55,24 @@ export function classifyPubSubHead(head: Buffer): number {
 /** The frame `chunk[start, end)` ends with a subscription count of zero (`:0\r\n`). */
 export function endsWithZeroCount(chunk: Buffer, start: number, end: number): boolean {
   return end - 4 >= Math.max(start, 0) && chunk[end - 4] === 0x3a && chunk[end - 3] === 0x30 && chunk[end - 2] === 0x0d && chunk[end - 1] === 0x0a;
+}
+
+/**
+ * The integer `:N\r\n` that ends a confirmation whose last bytes are tail[0, end), or -1. Only
+ * the last 22 bytes are read (a 64-bit count fits).
+ */
+export function trailingCount(tail: Uint8Array, start: number, end: number): number {
+  if (end - start < 4 || tail[end - 1] !== 0x0a || tail[end - 2] !== 0x0d) return -1;
+  let i = end - 3;
+  let value = 0;
+  let scale = 1;
+  const stop = Math.max(start, end - 22);
+  for (; i >= stop; i--) {
+    const c = tail[i]!;
+    if (c === 0x3a) return i < end - 3 ? value : -1;
+    if (c < 0x30 || c > 0x39) return -1;
+    value += (c - 0x30) * scale;
+    scale *= 10;
+  }
+  return -1;
 }

@@ -9,6 +9,7 @@ import { SESSION_MODES, type CloseReason, type SessionMode } from '../observabil
 import type { CommandTable } from '../resp/command-table.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { LogSummary } from '../observability/log-summary.js';
 
 export interface SessionRegistryOptions {
   table: CommandTable;
@@ -24,6 +25,8 @@ export class SessionRegistry extends EventEmitter {
   private readonly metrics: Metrics;
   private readonly log: Logger;
   private refusing = false;
+  /** Refusals and other per-command events: the first logged, then one summary per interval. */
+  readonly events: LogSummary;
   private draining = false;
   /** Totals since start, for the shutdown report. */
   readonly closedByReason: Partial<Record<CloseReason, number>> = {};
@@ -33,11 +36,13 @@ export class SessionRegistry extends EventEmitter {
     super();
     this.metrics = opts.metrics;
     this.log = opts.logger.child({ component: 'sessions' });
+    this.events = new LogSummary(this.log);
     this.ctx = {
       table: opts.table,
       limits: opts.limits,
       hot: opts.metrics.hot,
       logger: this.log,
+      events: this.events,
       refuseReplication: () => this.refusing,
       onModeChange: (_s, from, to) => {
         this.counts[from]--;

@@ -4,30 +4,36 @@
  *   client ──bytes──▶ RequestScanner: finds each command's name (EV_NAME) and end (EV_END)
  *            │          EV_NAME: forward, or refuse (denied list / replication during shutdown),
  *            │                   or stop here (draining: nothing new is forwarded)
- *            │          EV_END:  sent += replies this command will get; mode changes
+ *            │          EV_END:  the model (accounting.ts) records what the command will get back
  *            └──────▶ the same bytes, unmodified, to the backend (ranges of the chunk, no copies)
- *   client ◀─bytes─── ReplyScanner: counts top-level reply frames (pushes and attributes apart),
- *                       received += 1 per reply while received < sent; the same bytes to the client
+ *   client ◀─bytes─── ReplyScanner: top-level frames; the model says which are replies owed to the
+ *                       client (pushes, messages, MONITOR lines are not); the same bytes to the client
  *
- * In flight = sent − received. Replies arrive in command order, so every piece of accounting is a
- * counter, never a per-command queue. Frames that arrive when nothing is outstanding (MONITOR
- * lines) are forwarded and not counted. In a subscribed session, pub/sub messages and
- * (un)subscribe confirmations are told from replies by their first element (pubsub-frames.ts).
+ * A refused command never reaches the backend: a stand-in does, an unknown command that fails
+ * the way the refused one must (one error reply, silenced by CLIENT REPLY OFF/SKIP like any, and
+ * inside MULTI a queue-time error that makes EXEC answer EXECABORT and run nothing, on Redis and
+ * on Pika). The backend's error for the stand-in is replaced by the sidecar's refusal text.
  *
  * Once SYNC/PSYNC is forwarded the session is a `replication_link`: the backend sends an RDB
  * payload that is not RESP, so both directions become a raw pipe.
  *
- * Backpressure both ways: a write that returns false pauses the other side until 'drain'.
- * Graceful and forced are separate verbs: `drain()` (stop at a command boundary, close when
- * idle), `closeAtBoundary()` (close at the next reply frame boundary), `destroy()` (now).
+ * Backpressure both ways: a write that returns false pauses the other side until 'drain'; a client
+ * whose unsent output is full is not read either (so a client that never reads cannot make the
+ * sidecar, or the backend, queue replies without bound).
+ * A client's FIN is passed on to the backend, which answers what it has and closes: the session
+ * ends then, whatever any count says. Graceful and forced are separate verbs: `drain()` (stop at a
+ * command boundary, close when idle), `closeAtBoundary()` (close at the next reply frame
+ * boundary), `destroy()` (now).
  */
 import type net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { CommandTable, Cmd } from '../resp/command-table.js';
-import { RequestScanner, NEED_MORE, EV_NAME, REPLY_OFF, REPLY_ON, REPLY_SKIP } from '../resp/request-scanner.js';
-import { ReplyScanner, FRAME_REPLY, FRAME_PUSH } from '../resp/reply-scanner.js';
-import { sidecarErrorReply } from '../backend/encode.js';
-import { classifyPubSubHead, endsWithZeroCount, PUBSUB_HEAD_BYTES, PUBSUB_OTHER, PUBSUB_UNSUBSCRIBED } from './pubsub-frames.js';
+import { RequestScanner, NEED_MORE, EV_NAME } from '../resp/request-scanner.js';
+import { ReplyScanner, FRAME_ATTRIBUTE, FRAME_REPLY } from '../resp/reply-scanner.js';
+import { REFUSED_STAND_IN, sidecarErrorReply } from '../backend/encode.js';
+import { classifyPubSub, PUBSUB_HEAD_BYTES, PUBSUB_KIND_SHIFT, PUBSUB_MESSAGE, PUBSUB_OTHER, trailingCount } from './pubsub-frames.js';
+import { SessionAccounting, FRAME_NOT_OWED, FRAME_OWED, FRAME_REFUSAL, SUB_CHANNEL, SUB_PATTERN, SUB_SHARD, type CommandArgs, type FrameInfo } from './accounting.js';
+import type { LogSummary } from '../observability/log-summary.js';
 import { isSidecarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { CloseReason, SessionMode } from '../observability/names.js';
@@ -48,6 +54,8 @@ export interface SessionContext {
   limits: { maxBulkBytes: number; maxInlineBytes: number };
   hot: HotCounters;
   logger: Logger;
+  /** Per-event data-path logs (refusals): the first now, then periodic summaries. */
+  events: LogSummary;
   /** True from `intercept` on: SYNC/PSYNC/SLAVEOF/REPLICAOF are refused. */
   refuseReplication(): boolean;
   /** Called on every mode change (the registry keeps counts by mode). */
@@ -66,6 +74,8 @@ function closeInfo(reason: CloseReason, inflight: number): SessionCloseInfo {
 }
 
 let nextId = 1;
+/** Bytes kept of the end of a cut pub/sub frame: its `:count\r\n`. */
+const TAIL_BYTES = 24;
 /** How long a closing client may take to accept its last bytes before it is destroyed. */
 const CLIENT_FLUSH_TIMEOUT_MS = 1000;
 
@@ -75,28 +85,19 @@ export class Session extends EventEmitter {
   private state: SessionState = 'open';
   private currentMode: SessionMode = 'normal';
 
-  // Accounting (counters only; see the header).
-  private sent = 0;
-  private received = 0;
-  private blockedUntil = 0;
-  private inTransaction = false;
-  private subscribed = false;
-  /** Replies owed before the first SUBSCRIBE: frames after them are in subscribed context. */
-  private subscribedFrom = 0;
-  /** Shard subscriptions are counted apart by the backend: their zero count does not end the mode. */
-  private shardSubscribed = false;
-  private resp3 = false;
-  /** The reply index of a HELLO 2/3 whose outcome decides the protocol (0: none pending). */
-  private helloAt = 0;
-  private helloVersion = 0;
-  /** The first bytes of a pub/sub-context frame cut by a chunk end (allocated on first SUBSCRIBE). */
-  private frameHead: Buffer | undefined;
-  private frameHeadLen = 0;
-  private monitor = false;
-  private replyOff = false;
-  private skipNext = false;
+  /** What is owed to the client (see accounting.ts). */
+  readonly model = new SessionAccounting();
+  private modelVersion = 0;
+  /** A MULTI was forwarded and no EXEC/DISCARD/RESET after it (the drain lets it finish). */
+  private requestInMulti = false;
   private replicationLink = false;
   private quitSent = false;
+  /** The client sent its FIN: the backend got one too and closes once it has answered. */
+  private clientEnded = false;
+  /** The client's unsent output is full: neither side is read until it drains. */
+  private clientFull = false;
+  /** The backend's unsent input is full: the client is not read until it drains. */
+  private backendFull = false;
 
   // Request side.
   private readonly requests: RequestScanner;
@@ -107,12 +108,26 @@ export class Session extends EventEmitter {
   private nameSeen = false;
   /** Stop forwarding anything more from the client (drain, protocol error, client gone). */
   private inputStopped = false;
-  /** Error replies the sidecar owes the client, each after `at` replies: keeps pipelined order. */
-  private injections: Array<{ at: number; reply: Buffer }> = [];
+  /** The refusal of the command being dropped, recorded at its end. */
+  private refusal: Buffer | undefined;
   private protocolError: string | undefined;
+  /** Ids of the pattern and shard (un)subscribe commands. */
+  private readonly patternIds: ReadonlySet<number>;
+  private readonly shardIds: ReadonlySet<number>;
+  private readonly args: CommandArgs = { argc: 0, clientReply: 0, helloVersion: 0, subKind: 0, blockArg: false };
 
   // Reply side.
   private readonly replies: ReplyScanner;
+  private readonly frameInfo: FrameInfo = { kind: 0, firstByte: 0, pubsub: PUBSUB_OTHER, subKind: 0, count: 0 };
+  /** The first byte of the frame being scanned. */
+  private frameFirst = 0;
+  /** The frame being scanned is the stand-in's error: dropped, the refusal goes out instead. */
+  private swallowing = false;
+  /** The first and the last bytes of a pub/sub-context frame cut by chunk ends (allocated on need). */
+  private frameHead: Buffer | undefined;
+  private frameHeadLen = 0;
+  private frameTail: Buffer | undefined;
+  private frameTailLen = 0;
   private closeAtReplyBoundary = false;
   private closeWhenIdle = false;
   private pendingReason: CloseReason | undefined;
@@ -132,15 +147,22 @@ export class Session extends EventEmitter {
     // MONITOR lines hold whole commands and Lua can return long status lines: the backend is
     // trusted, so a reply line may be as long as the longest command a client may send.
     this.replies = new ReplyScanner({ maxLineBytes: 4 * ctx.limits.maxBulkBytes + 65536 });
+    const t = ctx.table;
+    this.patternIds = new Set([t.idOf('psubscribe'), t.idOf('punsubscribe')]);
+    this.shardIds = new Set([t.idOf('ssubscribe'), t.idOf('sunsubscribe')]);
 
     client.on('data', this.onClientData);
     backend.on('data', this.onBackendData);
     // Backpressure: each side pauses the other while its write buffer is full.
     backend.on('drain', () => {
-      if (!this.inputStopped && this.state !== 'closed') client.resume();
+      this.backendFull = false;
+      this.resumeClient();
     });
     client.on('drain', () => {
-      if (this.state !== 'closed') backend.resume();
+      this.clientFull = false;
+      if (this.state === 'closed') return;
+      backend.resume();
+      this.resumeClient();
     });
     // The client half-closed: answer what it sent, then close (allowHalfOpen is on).
     client.on('end', () => this.onClientEnd());
@@ -168,7 +190,7 @@ export class Session extends EventEmitter {
 
   /** Commands forwarded whose reply has not been delivered yet. */
   get inflight(): number {
-    return this.sent - this.received;
+    return this.model.owed;
   }
 
   /** The backend-side port of this session's connection (matches `CLIENT LIST` addr=). */
@@ -189,17 +211,19 @@ export class Session extends EventEmitter {
   }
 
   private refreshMode(): void {
+    const m = this.model;
+    this.modelVersion = m.version;
     const to: SessionMode = this.replicationLink
       ? 'replication_link'
-      : this.monitor
+      : m.monitor
         ? 'monitor'
-        : this.subscribed
+        : m.subscribed
           ? 'subscribed'
-          : this.received < this.blockedUntil
+          : m.blocked
             ? 'blocked'
-            : this.inTransaction
+            : this.requestInMulti || m.inMulti
               ? 'transaction'
-              : this.replyOff || this.skipNext
+              : m.replyOff
                 ? 'reply_off'
                 : 'normal';
     const from = this.currentMode;
@@ -257,8 +281,13 @@ export class Session extends EventEmitter {
           if (this.forwardingCurrent) {
             this.account();
           } else {
-            fwdStart = at; // skip the refused command's bytes
+            // The refused command's bytes go nowhere; its stand-in takes its place.
+            fwdStart = at;
             this.forwardingCurrent = true;
+            this.writeBackend(REFUSED_STAND_IN);
+            this.model.refused(this.refusal);
+            this.refusal = undefined;
+            if (this.model.version !== this.modelVersion) this.refreshMode();
           }
           cmdBegin = at;
           if (this.replicationLink) {
@@ -290,7 +319,7 @@ export class Session extends EventEmitter {
   /** What to do with a command whose name just became known. */
   private decide(id: number): 'forward' | 'refuse' | 'stop' {
     const table = this.ctx.table;
-    if (this.state === 'draining' && !this.inTransaction) return 'stop';
+    if (this.state === 'draining' && !this.requestInMulti) return 'stop';
     if (table.isDenied(id)) {
       this.refuse(`command '${table.name(id)}' is denied by pika-sidecar (the backend sees every sidecar client as local)`);
       return 'refuse';
@@ -303,96 +332,58 @@ export class Session extends EventEmitter {
     return 'forward';
   }
 
-  /** Queues an error reply for a refused command, after the replies of everything sent before it. */
+  /** Records the refusal of the command being dropped; it is sent in place of its stand-in's error. */
   private refuse(message: string): void {
     this.ctx.hot.deniedCommands++;
-    this.log().info({ session: this.id, reason: message }, 'refused a command');
-    const reply = sidecarErrorReply(message);
-    if (this.injections.length === 0 && this.received >= this.sent && this.replies.atBoundary) this.client.write(reply);
-    else this.injections.push({ at: this.sent, reply });
+    this.ctx.events.event('info', `refused:${message}`, { session: this.id, reason: message }, 'refused a command');
+    this.refusal = sidecarErrorReply(message);
   }
 
-  /** A forwarded command is complete: how many replies it gets, and what it does to the mode. */
+  /** A forwarded command is complete: the model records what it will get back. */
   private account(): void {
     const s = this.requests;
-    const table = this.ctx.table;
-    const kind = table.kind(s.commandId);
+    const kind = this.ctx.table.kind(s.commandId);
     this.ctx.hot.commands++;
-    let expected = 1;
-    if (kind === Cmd.EMPTY) expected = 0;
-    else if (this.skipNext) {
-      expected = 0;
-      this.skipNext = false;
-    } else if (this.replyOff) expected = 0;
-
+    const m = this.model;
     switch (kind) {
       case Cmd.OTHER:
-      case Cmd.EMPTY:
-        break;
-      case Cmd.CLIENT:
-        if (s.clientReply === REPLY_OFF) {
-          this.replyOff = true;
-          expected = 0;
-        } else if (s.clientReply === REPLY_SKIP) {
-          if (!this.replyOff) this.skipNext = true;
-          expected = 0;
-        } else if (s.clientReply === REPLY_ON) {
-          this.replyOff = false;
-          expected = 1;
-        }
-        break;
+      case Cmd.PING:
+      case Cmd.AUTH:
+      case Cmd.SHUTDOWN:
+      case Cmd.WATCH:
+      case Cmd.UNWATCH:
+      case Cmd.REPLICAOF:
+        m.forwardedPlain();
+        if (m.version !== this.modelVersion) this.refreshMode();
+        return;
       case Cmd.MULTI:
-        this.inTransaction = true;
+        this.requestInMulti = true;
         break;
       case Cmd.EXEC:
       case Cmd.DISCARD:
-        this.inTransaction = false;
-        break;
-      case Cmd.SUBSCRIBE:
-        if (s.argc < 2) break; // no channel: one error reply
-        expected = 0; // confirmations are pub/sub frames, not replies
-        if (!this.subscribed) {
-          this.subscribed = true;
-          this.subscribedFrom = this.sent;
-          this.frameHead ??= Buffer.alloc(PUBSUB_HEAD_BYTES);
-        }
-        if (table.name(s.commandId) === 'ssubscribe') this.shardSubscribed = true;
-        break;
-      case Cmd.UNSUBSCRIBE:
-        expected = 0;
-        break;
-      case Cmd.MONITOR:
-        this.monitor = true;
+      case Cmd.RESET:
+        this.requestInMulti = false;
         break;
       case Cmd.SYNC:
+        // +FULLRESYNC, the keepalive newlines and the RDB payload are not RESP: once every earlier
+        // reply has arrived, the rest is a raw stream (handleBackendData).
         this.replicationLink = true;
-        expected = 0;
-        break;
+        this.refreshMode();
+        return;
       case Cmd.QUIT:
         this.quitSent = true;
-        break;
-      case Cmd.RESET:
-        this.inTransaction = this.subscribed = this.shardSubscribed = this.monitor = this.replyOff = this.skipNext = this.resp3 = false;
-        this.helloAt = 0;
-        break;
-      case Cmd.HELLO:
-        // The switch takes effect when the reply shows HELLO succeeded (Pika answers -ERR).
-        if (s.helloVersion !== 0 && expected > 0) {
-          this.helloAt = this.sent + 1;
-          this.helloVersion = s.helloVersion;
-        }
-        break;
-      case Cmd.BLOCKING:
-        if (!this.inTransaction && expected > 0) this.blockedUntil = this.sent + 1;
-        break;
-      case Cmd.XREAD:
-        if (s.blockArg && !this.inTransaction && expected > 0) this.blockedUntil = this.sent + 1;
         break;
       default:
         break;
     }
-    this.sent += expected;
-    if (kind !== Cmd.OTHER || this.currentMode === 'reply_off') this.refreshMode();
+    const a = this.args;
+    a.argc = s.argc;
+    a.clientReply = s.clientReply;
+    a.helloVersion = s.helloVersion;
+    a.blockArg = s.blockArg;
+    a.subKind = this.shardIds.has(s.commandId) ? SUB_SHARD : this.patternIds.has(s.commandId) ? SUB_PATTERN : SUB_CHANNEL;
+    m.forwarded(kind, a);
+    this.refreshMode();
   }
 
   private onProtocolError(err: unknown, chunk: Buffer, fwdStart: number, cmdStart: number): void {
@@ -416,14 +407,24 @@ export class Session extends EventEmitter {
   }
 
   private writeBackend(buf: Buffer): void {
-    if (!this.backend.write(buf)) this.client.pause();
+    if (!this.backend.write(buf)) {
+      this.backendFull = true;
+      this.client.pause();
+    }
+  }
+
+  /** Reads the client again once nothing holds it back. */
+  private resumeClient(): void {
+    if (this.state === 'closed' || this.inputStopped || this.clientFull || this.backendFull) return;
+    this.client.resume();
   }
 
   // ─── backend → client ───────────────────────────────────────────────────────────────────────
 
   private handleBackendData(chunk: Buffer): void {
     if (this.state === 'closed') return;
-    if (this.replicationLink && this.replies.atBoundary && this.received >= this.sent) {
+    const m = this.model;
+    if (this.replicationLink && this.replies.atBoundary && m.owed === 0) {
       this.writeClient(chunk);
       return;
     }
@@ -432,36 +433,43 @@ export class Session extends EventEmitter {
     let written = 0;
     try {
       while (pos < chunk.length) {
-        const frameStart = scanner.atBoundary ? pos : -1; // -1: the frame began in an earlier chunk
+        let frameStart = -1; // -1: the frame began in an earlier chunk
+        if (scanner.atBoundary) {
+          frameStart = pos;
+          this.frameFirst = chunk[pos]!;
+          if (this.frameFirst === 0x2d && m.headIsRefusal) {
+            // The stand-in's error: forward what came before it, then drop it.
+            if (pos > written) this.writeClient(chunk.subarray(written, pos));
+            written = pos;
+            this.swallowing = true;
+          }
+        }
         const at = scanner.next(chunk, pos);
         if (at === NEED_MORE) {
-          if (this.subscribed) this.keepFrameHead(chunk, frameStart);
+          if (m.wantsPubSubHead) this.keepFrameEnds(chunk, frameStart);
+          if (this.swallowing) written = chunk.length;
           break;
         }
         pos = at;
-        let counted = scanner.frameKind === FRAME_REPLY && this.received < this.sent; // else push/attribute/unsolicited
-        if (this.subscribed && this.received >= this.subscribedFrom && scanner.frameKind === (this.resp3 ? FRAME_PUSH : FRAME_REPLY)) {
-          if (this.isPubSubFrame(chunk, frameStart, at)) counted = false;
+        // The common case (a reply to a plain command, nothing to read in it) skips onFrame.
+        let verdict = FRAME_OWED;
+        if (this.swallowing || scanner.frameKind !== FRAME_REPLY || !m.plainReply()) {
+          const refusal = this.swallowing ? m.headRefusal<Buffer>() : undefined;
+          verdict = this.onFrame(chunk, frameStart, at);
+          if (verdict === FRAME_REFUSAL || refusal !== undefined) {
+            this.swallowing = false;
+            written = at;
+            this.writeClient(refusal ?? sidecarErrorReply('refused by pika-sidecar'));
+          }
         }
-        if (counted) {
-          this.received++;
-          if (this.received === this.blockedUntil) this.refreshMode();
-          if (this.received === this.helloAt) this.onHelloReply(chunk, frameStart);
-        }
-        // An error reply the sidecar owes goes right after the frame that makes it due.
-        const inj = this.injections[0];
-        if (inj !== undefined && this.received >= inj.at) {
-          this.writeClient(chunk.subarray(written, at));
-          written = at;
-          this.flushInjections();
-        }
-        if (!counted) continue;
+        if (m.version !== this.modelVersion) this.refreshMode();
+        if (verdict === FRAME_NOT_OWED) continue;
         if (this.closeAtReplyBoundary || (this.closeWhenIdle && this.canClose())) {
           if (at > written) this.writeClient(chunk.subarray(written, at));
           this.finish();
           return;
         }
-        if (this.replicationLink && this.received >= this.sent) {
+        if (this.replicationLink && m.owed === 0) {
           // +FULLRESYNC / +CONTINUE arrived; the rest is an RDB payload and the command stream.
           this.writeClient(chunk.subarray(written));
           return;
@@ -478,55 +486,75 @@ export class Session extends EventEmitter {
     if (this.replies.atBoundary && (this.closeAtReplyBoundary || (this.closeWhenIdle && this.canClose()))) this.finish();
   }
 
-  /** HELLO switched the protocol unless its reply is an error (a frame cut by a chunk start counts as success). */
-  private onHelloReply(chunk: Buffer, frameStart: number): void {
-    this.helloAt = 0;
-    if (frameStart < 0 || chunk[frameStart] !== 0x2d) this.resp3 = this.helloVersion === 3;
-  }
-
-  /** A frame in subscribed context: a message or confirmation (not a reply)? Ends the mode on a zero count. */
-  private isPubSubFrame(chunk: Buffer, frameStart: number, end: number): boolean {
-    let head: Buffer;
-    if (frameStart >= 0) head = chunk.subarray(frameStart, Math.min(end, frameStart + PUBSUB_HEAD_BYTES));
-    else {
-      const saved = this.frameHead!.subarray(0, this.frameHeadLen);
-      head = saved.length >= PUBSUB_HEAD_BYTES ? saved : Buffer.concat([saved, chunk.subarray(0, Math.min(end, PUBSUB_HEAD_BYTES - saved.length))]);
+  /** Tells the model about the frame chunk[frameStart, end) (frameStart -1: begun in an earlier chunk). */
+  private onFrame(chunk: Buffer, frameStart: number, end: number): number {
+    const m = this.model;
+    const f = this.frameInfo;
+    f.kind = this.replies.frameKind;
+    f.firstByte = this.frameFirst;
+    f.pubsub = PUBSUB_OTHER;
+    f.subKind = 0;
+    f.count = 0;
+    if (f.kind !== FRAME_ATTRIBUTE && (this.frameFirst === 0x2a || this.frameFirst === 0x3e) && m.wantsPubSubHead) {
+      const c = classifyPubSub(this.frameHeadOf(chunk, frameStart, end));
+      f.pubsub = c & ((1 << PUBSUB_KIND_SHIFT) - 1);
+      f.subKind = c >> PUBSUB_KIND_SHIFT;
+      if (f.pubsub !== PUBSUB_OTHER && f.pubsub !== PUBSUB_MESSAGE) f.count = this.countOf(chunk, frameStart, end);
     }
-    const kind = classifyPubSubHead(head);
-    if (kind === PUBSUB_UNSUBSCRIBED && !this.shardSubscribed && endsWithZeroCount(chunk, frameStart, end)) {
-      this.subscribed = false; // no subscription left: the backend is out of pub/sub context
-      this.refreshMode();
+    return m.frame(f);
+  }
+
+  /** The first bytes of the frame ending at `end`. */
+  private frameHeadOf(chunk: Buffer, frameStart: number, end: number): Buffer {
+    if (frameStart >= 0) return chunk.subarray(frameStart, Math.min(end, frameStart + PUBSUB_HEAD_BYTES));
+    const saved = this.frameHead!.subarray(0, this.frameHeadLen);
+    return saved.length >= PUBSUB_HEAD_BYTES ? saved : Buffer.concat([saved, chunk.subarray(0, Math.min(end, PUBSUB_HEAD_BYTES - saved.length))]);
+  }
+
+  /** The subscription count that ends a confirmation (`:N\r\n`), or 0 when unreadable. */
+  private countOf(chunk: Buffer, frameStart: number, end: number): number {
+    const from = frameStart >= 0 ? frameStart : 0;
+    let n: number;
+    if (end - from >= TAIL_BYTES || frameStart >= 0) n = trailingCount(chunk, from, end);
+    else n = trailingCount(Buffer.concat([this.frameTail!.subarray(0, this.frameTailLen), chunk.subarray(0, end)]), 0, this.frameTailLen + end);
+    return n < 0 ? 0 : n;
+  }
+
+  /** Saves the head and the tail of a frame a chunk end cut, so it can be classified when it completes. */
+  private keepFrameEnds(chunk: Buffer, frameStart: number): void {
+    const head = (this.frameHead ??= Buffer.alloc(PUBSUB_HEAD_BYTES));
+    const tail = (this.frameTail ??= Buffer.alloc(TAIL_BYTES));
+    if (frameStart >= 0) {
+      this.frameHeadLen = chunk.copy(head, 0, frameStart, Math.min(chunk.length, frameStart + PUBSUB_HEAD_BYTES));
+      this.frameTailLen = 0;
+    } else if (this.frameHeadLen < PUBSUB_HEAD_BYTES) {
+      this.frameHeadLen += chunk.copy(head, this.frameHeadLen, 0, Math.min(chunk.length, PUBSUB_HEAD_BYTES - this.frameHeadLen));
     }
-    return kind !== PUBSUB_OTHER;
-  }
-
-  /** Saves the head of a frame a chunk end cut, so it can be classified when it completes. */
-  private keepFrameHead(chunk: Buffer, frameStart: number): void {
-    const head = this.frameHead!;
-    if (frameStart >= 0) this.frameHeadLen = chunk.copy(head, 0, frameStart, Math.min(chunk.length, frameStart + PUBSUB_HEAD_BYTES));
-    else if (this.frameHeadLen < PUBSUB_HEAD_BYTES) this.frameHeadLen += chunk.copy(head, this.frameHeadLen, 0, Math.min(chunk.length, PUBSUB_HEAD_BYTES - this.frameHeadLen));
-  }
-
-  private flushInjections(): void {
-    while (this.injections.length > 0 && this.received >= this.injections[0]!.at) {
-      this.client.write(this.injections.shift()!.reply);
+    // The last TAIL_BYTES bytes of the frame so far.
+    const from = Math.max(frameStart, 0);
+    const got = chunk.length - from;
+    if (got >= TAIL_BYTES) {
+      this.frameTailLen = chunk.copy(tail, 0, chunk.length - TAIL_BYTES);
+    } else {
+      const keep = Math.min(this.frameTailLen, TAIL_BYTES - got);
+      tail.copy(tail, 0, this.frameTailLen - keep, this.frameTailLen);
+      this.frameTailLen = keep + chunk.copy(tail, keep, from);
     }
   }
 
   private writeClient(buf: Buffer): void {
-    if (!this.client.write(buf)) this.backend.pause();
-  }
-
-  /** Nothing outstanding: every forwarded command's reply was written to the client. */
-  private isIdle(): boolean {
-    return this.received >= this.sent && this.replies.atBoundary && this.injections.length === 0;
+    if (!this.client.write(buf)) {
+      this.clientFull = true;
+      this.backend.pause();
+      this.client.pause();
+    }
   }
 
   // ─── closing ────────────────────────────────────────────────────────────────────────────────
 
-  /** May close now: nothing outstanding, and no transaction the drain must let finish. */
+  /** May close now: nothing owed (and the model is sure), no transaction the drain must let finish. */
   private canClose(): boolean {
-    return this.isIdle() && (!this.inTransaction || this.inputStopped);
+    return this.model.idle && this.replies.atBoundary && (!this.requestInMulti || this.inputStopped);
   }
 
   private stopInput(): void {
@@ -537,10 +565,17 @@ export class Session extends EventEmitter {
     if (this.canClose()) this.finish();
   }
 
+  /**
+   * The client half-closed. Like a direct client's FIN, it goes on to the backend, which answers
+   * what it has already read and closes; the session ends then (onBackendEnd), whatever the model
+   * says is owed.
+   */
   private onClientEnd(): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     this.pendingReason ??= 'client_quit';
+    this.clientEnded = true;
     this.stopInput();
+    if (!this.backend.destroyed) this.backend.end();
   }
 
   private onClientClose(): void {
@@ -551,12 +586,13 @@ export class Session extends EventEmitter {
   private onBackendEnd(): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     // Whatever the backend sent was already written to the client; end after it.
-    if (this.quitSent) {
+    if (this.quitSent || this.clientEnded) {
       this.close('client_quit', 0);
       return;
     }
-    this.log().warn({ session: this.id, inflight: this.inflight }, 'backend closed the connection; closing the client');
-    this.close('backend_closed', this.inflight);
+    const owed = this.model.owedReplies();
+    this.log().warn({ session: this.id, inflight: owed }, 'backend closed the connection; closing the client');
+    this.close('backend_closed', owed);
   }
 
   /**
@@ -572,7 +608,7 @@ export class Session extends EventEmitter {
     this.pendingReason ??= 'drained';
     if (this.replicationLink) return;
     this.closeWhenIdle = true;
-    if (!this.inTransaction) this.stopInput();
+    if (!this.requestInMulti) this.stopInput();
   }
 
   /** Counts this session's eventual graceful close under `reason` (e.g. `unblocked`). */
@@ -590,7 +626,7 @@ export class Session extends EventEmitter {
   }
 
   private finish(): void {
-    this.close(this.pendingReason ?? 'drained', this.inflight);
+    this.close(this.pendingReason ?? 'drained', this.model.owedReplies());
   }
 
   /**
@@ -618,7 +654,7 @@ export class Session extends EventEmitter {
   /** Forced: both sockets now; in-flight commands are counted as abandoned. Idempotent. */
   destroy(reason: CloseReason = 'destroyed'): void {
     if (this.state === 'closed') return;
-    if (this.state !== 'closing') this.closeInfo = closeInfo(reason, this.inflight);
+    if (this.state !== 'closing') this.closeInfo = closeInfo(reason, this.model.owedReplies());
     this.detach();
     this.client.destroy();
     this.backend.destroy();

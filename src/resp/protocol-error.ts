@@ -8,8 +8,6 @@ export const MSG_TOO_BIG_MBULK_COUNT = 'Protocol error: too big mbulk count stri
 export const MSG_TOO_BIG_BULK_COUNT = 'Protocol error: too big bulk count string';
 export const MSG_INVALID_MULTIBULK_LENGTH = 'Protocol error: invalid multibulk length';
 export const MSG_INVALID_BULK_LENGTH = 'Protocol error: invalid bulk length';
-export const MSG_UNAUTHENTICATED_MULTIBULK_LENGTH = 'Protocol error: unauthenticated multibulk length';
-export const MSG_UNAUTHENTICATED_BULK_LENGTH = 'Protocol error: unauthenticated bulk length';
 export const MSG_TOO_BIG_INLINE_REQUEST = 'Protocol error: too big inline request';
 export const MSG_UNBALANCED_QUOTES = 'Protocol error: unbalanced quotes in request';
 

@@ -10,14 +10,17 @@
  *   RESP2 nulls. An attribute inside an aggregate is not one of its elements; at the top level it
  *   is a frame of its own (FRAME_ATTRIBUTE) that precedes a reply.
  * - Garbage is never "need more": an unknown type byte, a malformed length, a missing LF after CR,
- *   nesting deeper than maxDepth, or a line longer than maxLineBytes throws ERR_PROTOCOL at once.
+ *   or a line longer than maxLineBytes throws ERR_PROTOCOL at once.
+ * - No nesting limit: the backend is judged by its own protocol, and a server can nest as deep as
+ *   a Lua table goes (a recursive table gives hundreds of `*1`). The open aggregates are a stack
+ *   in typed arrays that double when full; nothing recurses.
  *   RESP3 streamed types (`$?`, `*?`) are not sent by Redis and are refused the same way.
  *
  * Usage: call next(buf, pos) repeatedly, feeding back the returned position, until NEED_MORE.
  */
 import type { SidecarError } from '../errors.js';
 import { protocolError } from './protocol-error.js';
-import { NEED_MORE } from './request-scanner.js';
+import { NEED_MORE, RESP_TYPES as T } from './resp-types.js';
 
 export { NEED_MORE };
 
@@ -26,8 +29,6 @@ export const FRAME_PUSH = 1;
 export const FRAME_ATTRIBUTE = 2;
 
 export interface ReplyScannerOptions {
-  /** Aggregates nested deeper than this are a protocol error (default 128). */
-  maxDepth?: number;
   /** A line (simple string, error, number...) longer than this is a protocol error (default 64 KiB). */
   maxLineBytes?: number;
   /** A bulk/blob/verbatim longer than this is a protocol error (default 2^53 - 1: no limit). */
@@ -63,13 +64,12 @@ export class ReplyScanner {
   /** Of the frame just completed: FRAME_PUSH for '>', FRAME_ATTRIBUTE for '|', else FRAME_REPLY. */
   frameKind = FRAME_REPLY;
 
-  private readonly maxDepth: number;
   private readonly maxLineBytes: number;
   private readonly maxBulkBytes: number;
-  /** Elements still expected by each open aggregate, innermost last. */
-  private readonly left: Float64Array;
+  /** Elements still expected by each open aggregate, innermost last (grows by doubling). */
+  private left = new Float64Array(16);
   /** 1 where the open aggregate is an attribute. */
-  private readonly isAttribute: Uint8Array;
+  private isAttribute = new Uint8Array(16);
   private depth = 0;
 
   private state = R_TYPE;
@@ -84,11 +84,8 @@ export class ReplyScanner {
   private scanned = 0;
 
   constructor(opts: ReplyScannerOptions = {}) {
-    this.maxDepth = opts.maxDepth ?? 128;
     this.maxLineBytes = opts.maxLineBytes ?? 64 * 1024;
     this.maxBulkBytes = opts.maxBulkBytes ?? Number.MAX_SAFE_INTEGER;
-    this.left = new Float64Array(this.maxDepth + 1);
-    this.isAttribute = new Uint8Array(this.maxDepth + 1);
   }
 
   /** Between top-level frames. */
@@ -120,33 +117,33 @@ export class ReplyScanner {
       switch (this.state) {
         case R_TYPE: {
           const c = buf[p]!;
-          if (this.depth === 0) this.frameKind = c === 0x3e ? FRAME_PUSH : c === 0x7c ? FRAME_ATTRIBUTE : FRAME_REPLY;
+          if (this.depth === 0) this.frameKind = c === T.PUSH ? FRAME_PUSH : c === T.ATTRIBUTE ? FRAME_ATTRIBUTE : FRAME_REPLY;
           p++;
           switch (c) {
-            case 0x2b: // + simple string
-            case 0x2d: // - error
-            case 0x3a: // : integer
-            case 0x5f: // _ null
-            case 0x2c: // , double
-            case 0x23: // # boolean
-            case 0x28: // ( big number
+            case T.SIMPLE_STRING:
+            case T.ERROR:
+            case T.INTEGER:
+            case T.NULL:
+            case T.DOUBLE:
+            case T.BOOLEAN:
+            case T.BIG_NUMBER:
               this.state = R_LINE;
               this.lineBytes = 0;
               continue;
-            case 0x24: // $ bulk string
-            case 0x21: // ! blob error
-            case 0x3d: // = verbatim string
+            case T.BLOB_STRING:
+            case T.BLOB_ERROR:
+            case T.VERBATIM_STRING:
               this.startLength(L_BULK, c);
               continue;
-            case 0x2a: // * array
-            case 0x7e: // ~ set
-            case 0x3e: // > push
+            case T.ARRAY:
+            case T.SET:
+            case T.PUSH:
               this.startLength(L_AGGREGATE, c);
               continue;
-            case 0x25: // % map
+            case T.MAP:
               this.startLength(L_PAIRS, c);
               continue;
-            case 0x7c: // | attribute
+            case T.ATTRIBUTE:
               this.startLength(L_ATTRIBUTE, c);
               continue;
             default:
@@ -243,7 +240,7 @@ export class ReplyScanner {
     const n = this.lenVal;
     if (this.lenNeg) {
       // Only RESP2's null bulk ($-1) and null array (*-1) are negative.
-      if (n !== 1 || (this.lenType !== 0x24 && this.lenType !== 0x2a)) {
+      if (n !== 1 || (this.lenType !== T.BLOB_STRING && this.lenType !== T.ARRAY)) {
         throw this.fail(`bad length -${n} after '${String.fromCharCode(this.lenType)}'`);
       }
       return false;
@@ -263,7 +260,7 @@ export class ReplyScanner {
       }
       return false;
     }
-    if (this.depth >= this.maxDepth) throw this.fail(`reply nested deeper than ${this.maxDepth} levels`);
+    if (this.depth === this.left.length) this.growStack();
     this.left[this.depth] = kind === L_AGGREGATE ? n : 2 * n;
     this.isAttribute[this.depth] = kind === L_ATTRIBUTE ? 1 : 0;
     this.depth++;
@@ -282,6 +279,21 @@ export class ReplyScanner {
       // A finished attribute is not an element of its parent: the parent's count stays.
       if (this.isAttribute[d - 1] === 1) return d - 1 === 0;
     }
+  }
+
+  /** Nesting deeper than ever before: twice the room (rare; the stack is never shrunk). */
+  private growStack(): void {
+    const left = new Float64Array(this.left.length * 2);
+    left.set(this.left);
+    const isAttribute = new Uint8Array(this.isAttribute.length * 2);
+    isAttribute.set(this.isAttribute);
+    this.left = left;
+    this.isAttribute = isAttribute;
+  }
+
+  /** Depth of the open aggregates (for tests). */
+  get nesting(): number {
+    return this.depth;
   }
 
   private fail(message: string): SidecarError {

@@ -7,15 +7,17 @@
  * close_clients → replication_sync → release → drained (the stop gate is open: the backend may
  * stop) → exited.
  *
- * Exit codes: 0 every phase completed (or skipped); 2 a phase timed out or failed — data may be at
- * risk, the report says which; 3 forced by a second signal. (1 is for start-up, in cli.ts.)
+ * Exit codes: 0 every phase completed (or skipped) and no command was abandoned; 2 a phase timed
+ * out or failed, or a forwarded command's reply was not delivered (abandoned: a deadline, a forced
+ * close, or the backend cutting a session with replies owed) — data may be at risk, the report's
+ * `dataAtRisk` says why; 3 forced by a second signal. (1 is for start-up, in cli.ts.)
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { SHUTDOWN_STATES, type PhaseName, type ShutdownState } from '../observability/names.js';
 import { PhaseRunner, type Clock, type Phase, type PhaseRecord, realClock } from './phase-runner.js';
-import { EXIT_OK, shutdownExitCode } from '../exit-codes.js';
+import { EXIT_OK, EXIT_PHASE_FAILED, shutdownExitCode } from '../exit-codes.js';
 
 export { EXIT_OK, EXIT_CONFIG, EXIT_PHASE_FAILED, EXIT_FORCED } from '../exit-codes.js';
 
@@ -93,7 +95,7 @@ export class ShutdownCoordinator extends EventEmitter {
 
   /** The exit code the phases recorded so far lead to (release's final push reports it). */
   expectedExitCode(): number {
-    return shutdownExitCode(this.runner.forced, this.runner.records.map((r) => r.outcome));
+    return withAbandoned(shutdownExitCode(this.runner.forced, this.runner.records.map((r) => r.outcome)), this.opts.reportExtras());
   }
 
   /** The report, once the shutdown has run to its end. */
@@ -180,7 +182,9 @@ export class ShutdownCoordinator extends EventEmitter {
     this.finishedFlag = true;
     this.resolveDrained(this.drainedFlag ? 'drained' : 'deadline');
     const forced = this.runner.forced;
-    const exitCode = shutdownExitCode(forced, records.map((r) => r.outcome));
+    const extras = this.opts.reportExtras();
+    const dataAtRisk = atRisk(records, extras);
+    const exitCode = withAbandoned(shutdownExitCode(forced, records.map((r) => r.outcome)), extras);
     this.opts.metrics.exitCode.set(exitCode);
     this.setState('exited');
     const report: ShutdownReport = {
@@ -190,12 +194,42 @@ export class ShutdownCoordinator extends EventEmitter {
       phases: records,
       forced,
       exitCode,
-      ...this.opts.reportExtras(),
+      dataAtRisk,
+      ...extras,
     };
     const level = exitCode === EXIT_OK ? 'info' : 'error';
     this.finalReport = report;
     this.resolveFinished(report);
-    this.log[level]({ report }, exitCode === EXIT_OK ? 'shutdown complete; every phase completed' : forced ? 'shutdown forced by a second signal' : 'shutdown finished with phases that timed out or failed; data may be at risk');
+    this.log[level]({ report }, exitCode === EXIT_OK ? 'shutdown complete; every phase completed' : forced ? 'shutdown forced by a second signal' : failureMessage(dataAtRisk));
     return report;
   }
+}
+
+/** Exit 0 means nothing was abandoned: an abandoned command turns a clean exit into exit 2. */
+function withAbandoned(code: number, extras: Record<string, unknown>): number {
+  const abandoned = typeof extras['commandsAbandoned'] === 'number' ? extras['commandsAbandoned'] : 0;
+  return code === EXIT_OK && abandoned > 0 ? EXIT_PHASE_FAILED : code;
+}
+
+function failureMessage(dataAtRisk: readonly string[]): string {
+  if (dataAtRisk.some((r) => r.startsWith('phase '))) return 'shutdown finished with phases that timed out or failed; data may be at risk';
+  return `shutdown finished with commands abandoned; data may be at risk (${dataAtRisk.join('; ')})`;
+}
+
+/**
+ * Why the exit is not clean, one sentence each: phases that timed out or failed, and commands
+ * abandoned (`commandsAbandoned` of the report extras, with `sessionsClosed` naming the reasons
+ * sessions ended). Empty means exit 0 may be claimed.
+ */
+export function atRisk(records: readonly PhaseRecord[], extras: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const r of records) if (r.outcome === 'timed_out' || r.outcome === 'failed') out.push(`phase ${r.phase} ${r.outcome}`);
+  const abandoned = typeof extras['commandsAbandoned'] === 'number' ? extras['commandsAbandoned'] : 0;
+  if (abandoned > 0) {
+    const closed = (extras['sessionsClosed'] ?? {}) as Record<string, number>;
+    const cut = closed['backend_closed'] ?? 0;
+    const how = cut > 0 ? ` (${cut} session${cut === 1 ? '' : 's'} closed by the backend since start)` : '';
+    out.push(`${abandoned} command${abandoned === 1 ? '' : 's'} abandoned: forwarded, reply not delivered${how}`);
+  }
+  return out;
 }

@@ -1,4 +1,5 @@
 /** A bug in the data path costs one session, never the process (I4: nothing brings it down). */
+import { LogSummary } from '../../src/observability/log-summary.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -24,6 +25,7 @@ test('an exception inside the session (here: a mode-change hook that throws) des
         limits: { maxBulkBytes: 1 << 20, maxInlineBytes: 1 << 16 },
         hot: { commands: 0, protocolErrors: 0, deniedCommands: 0 },
         logger,
+        events: new LogSummary(logger),
         refuseReplication: () => false,
         onModeChange: () => {
           throw new Error('simulated bug in a mode-change hook');

@@ -3,6 +3,7 @@
  * order of messages and replies is exact: a pub/sub message that arrives between a PING and its
  * reply must not be taken for that reply (I1: the drain would close the session before the pong).
  */
+import { LogSummary } from '../../src/observability/log-summary.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -34,6 +35,7 @@ async function scripted(t: Parameters<typeof deferrer>[0]) {
       limits: { maxBulkBytes: 1 << 20, maxInlineBytes: 1 << 16 },
       hot: { commands: 0, protocolErrors: 0, deniedCommands: 0 },
       logger: captureLogs('silent').logger,
+      events: new LogSummary(captureLogs('silent').logger),
       refuseReplication: () => false,
       onModeChange: () => undefined,
     });
