@@ -27,15 +27,27 @@ export const EXIT_CODES: readonly ExitCodeDeclaration[] = [
   {
     code: EXIT_PHASE_FAILED,
     name: 'phase_failed',
-    meaning: 'the shutdown finished but a phase timed out or failed, or a fault (uncaught exception, unhandled rejection) started it: data may be at risk, the report line says which',
+    meaning: 'the shutdown finished but a phase timed out or failed, a command was abandoned (forwarded, its reply not delivered), or a fault (uncaught exception, unhandled rejection) started it: data may be at risk, the report line says which',
   },
   { code: EXIT_FORCED, name: 'forced', meaning: 'a second termination signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT, ...) forced the remaining phases to finish at once' },
 ];
 
-/** The shutdown's exit code from what the phases did: forced wins, then any timeout or failure. */
-export function shutdownExitCode(forced: boolean, outcomes: Iterable<PhaseOutcome>): number {
-  if (forced) return EXIT_FORCED;
-  for (const o of outcomes) if (o === 'timed_out' || o === 'failed') return EXIT_PHASE_FAILED;
+/** What decides a shutdown's exit code. */
+export interface ShutdownVerdict {
+  /** A second termination signal forced the remaining phases. */
+  forced: boolean;
+  outcomes: Iterable<PhaseOutcome>;
+  /** Commands forwarded whose replies were not delivered. */
+  abandoned: number;
+  /** An uncaught exception or unhandled rejection started or joined the shutdown. */
+  fault: boolean;
+}
+
+/** The shutdown's exit code: forced wins; then any timeout, failure, abandoned command or fault is 2. */
+export function shutdownExitCode(v: ShutdownVerdict): number {
+  if (v.forced) return EXIT_FORCED;
+  if (v.abandoned > 0 || v.fault) return EXIT_PHASE_FAILED;
+  for (const o of v.outcomes) if (o === 'timed_out' || o === 'failed') return EXIT_PHASE_FAILED;
   return EXIT_OK;
 }
 

@@ -20,7 +20,6 @@ import { ClientListener } from './proxy/listener.js';
 import { clientLimit, openFileCount, openFileLimit } from './proxy/client-limit.js';
 import { ProtectedModeGate, isLoopbackHost, probeBackendAuth, protectedModeMessage, type BackendAuth } from './backend/protected-mode.js';
 import { SidecarError } from './errors.js';
-import { EXIT_FORCED, EXIT_PHASE_FAILED } from './exit-codes.js';
 import { AdminServer } from './admin/admin-server.js';
 import { readiness, statusBody, type StatusSources } from './admin/status.js';
 import { pushFinalMetrics } from './observability/pushgateway.js';
@@ -153,9 +152,6 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   let convergence: ConvergenceOutcome | undefined;
   // Filled below, once every part it releases exists; the release phase reads it at shutdown.
   const release = new ResourceGraph();
-  // An uncaught exception or unhandled rejection: logged, then the orderly shutdown, exit code 2.
-  let fault: { kind: string; message: string } | undefined;
-  let signalsSeen = 0;
 
   const coordinator = new ShutdownCoordinator({
     logger,
@@ -167,8 +163,6 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
       replicasBehind: watcher.snapshot().replicas.filter((r) => r.state !== 'online' || (r.lagBytes !== null && r.lagBytes !== '0')).map((r) => r.address),
     }),
     reportExtras: () => ({
-      // A fault makes the exit code at least 2 (3 stays 3: a second signal forced it).
-      ...(fault === undefined ? {} : { fault, exitCode: signalsSeen >= 2 ? EXIT_FORCED : EXIT_PHASE_FAILED }),
       sessionsClosed: { ...registry.closedByReason },
       commandsAbandoned: registry.abandonedTotal,
       replication: convergence
@@ -200,10 +194,7 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     sd.triggerDir === undefined ? undefined : new TriggerFile(sd.triggerDir, () => void coordinator.start('file'), logger.child({ component: 'trigger' }));
   const signals = new SignalHold({
     holdUntilSignal: sd.holdUntilSignal,
-    toCoordinator: (sig) => {
-      signalsSeen++;
-      void coordinator.onSignal(sig);
-    },
+    toCoordinator: (sig) => void coordinator.onSignal(sig),
   });
 
   const statusSources: StatusSources = { backendAddress, coordinator, health, watcher, registry };
@@ -246,9 +237,7 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
     control,
     frontLinks: frontPorts,
     openGate: () => {
-      // For the linger's scrapes and the push; a fault makes it at least 2, as in the report.
-      const expected = coordinator.expectedExitCode();
-      metrics.exitCode.set(fault !== undefined && expected < EXIT_PHASE_FAILED ? EXIT_PHASE_FAILED : expected);
+      metrics.exitCode.set(coordinator.expectedExitCode()); // for the linger's scrapes and the push
       coordinator.markDrained();
       triggerFile?.markDrained(`${JSON.stringify({ drainedAt: new Date().toISOString(), phases: coordinator.records })}\n`);
     },
@@ -300,10 +289,8 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
 
   const onFault = (kind: 'uncaught_exception' | 'unhandled_rejection', err: unknown) => {
     const message = err instanceof Error ? err.message : String(err);
-    const first = fault === undefined;
-    fault ??= { kind, message };
     log.error({ err: err instanceof Error ? { message, stack: err.stack } : message, kind }, `${kind.replace('_', ' ')}; starting the orderly shutdown (exit code 2)`);
-    if (first) void coordinator.start(kind);
+    void coordinator.onFault(kind, message);
   };
   const onUncaught = (err: unknown) => onFault('uncaught_exception', err);
   const onUnhandled = (err: unknown) => onFault('unhandled_rejection', err);

@@ -17,7 +17,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { SHUTDOWN_STATES, type PhaseName, type ShutdownState } from '../observability/names.js';
 import { PhaseRunner, type Clock, type Phase, type PhaseRecord, realClock } from './phase-runner.js';
-import { EXIT_OK, EXIT_PHASE_FAILED, shutdownExitCode } from '../exit-codes.js';
+import { EXIT_OK, shutdownExitCode } from '../exit-codes.js';
 
 export { EXIT_OK, EXIT_CONFIG, EXIT_PHASE_FAILED, EXIT_FORCED } from '../exit-codes.js';
 
@@ -57,6 +57,8 @@ export class ShutdownCoordinator extends EventEmitter {
   /** The shutdown ran to its end: nobody will open the gate any more. */
   private finishedFlag = false;
   private finalReport: ShutdownReport | undefined;
+  /** The first uncaught exception or unhandled rejection (see onFault). */
+  private firstFault: { kind: string; message: string } | undefined;
   private deadlineTimer: { clear(): void } | undefined;
   private resolveFinished!: (r: ShutdownReport) => void;
   /** Resolves with the report once a shutdown, whatever started it, has run to its end. */
@@ -93,9 +95,22 @@ export class ShutdownCoordinator extends EventEmitter {
     return this.runner.records;
   }
 
-  /** The exit code the phases recorded so far lead to (release's final push reports it). */
+  /** The exit code what happened so far leads to (the gauge at the stop gate and the final push carry it). */
   expectedExitCode(): number {
-    return withAbandoned(shutdownExitCode(this.runner.forced, this.runner.records.map((r) => r.outcome)), this.opts.reportExtras());
+    return this.exitCodeFor(this.runner.records, this.opts.reportExtras());
+  }
+
+  private exitCodeFor(records: readonly PhaseRecord[], extras: Record<string, unknown>): number {
+    return shutdownExitCode({ forced: this.runner.forced, outcomes: records.map((r) => r.outcome), abandoned: abandonedOf(extras), fault: this.firstFault !== undefined });
+  }
+
+  /**
+   * An uncaught exception or unhandled rejection: the first is recorded (the report names it and
+   * the exit code is at least 2), then the orderly shutdown starts, or the one under way goes on.
+   */
+  onFault(kind: string, message: string): Promise<ShutdownReport> {
+    this.firstFault ??= { kind, message };
+    return this.start(kind);
   }
 
   /** The report, once the shutdown has run to its end. */
@@ -183,8 +198,8 @@ export class ShutdownCoordinator extends EventEmitter {
     this.resolveDrained(this.drainedFlag ? 'drained' : 'deadline');
     const forced = this.runner.forced;
     const extras = this.opts.reportExtras();
-    const dataAtRisk = atRisk(records, extras);
-    const exitCode = withAbandoned(shutdownExitCode(forced, records.map((r) => r.outcome)), extras);
+    const dataAtRisk = atRisk(records, extras, this.firstFault);
+    const exitCode = this.exitCodeFor(records, extras);
     this.opts.metrics.exitCode.set(exitCode);
     this.setState('exited');
     const report: ShutdownReport = {
@@ -193,9 +208,10 @@ export class ShutdownCoordinator extends EventEmitter {
       durationMs: this.clock.now() - this.startedAtMs,
       phases: records,
       forced,
+      ...extras,
+      ...(this.firstFault ? { fault: this.firstFault } : {}),
       exitCode,
       dataAtRisk,
-      ...extras,
     };
     const level = exitCode === EXIT_OK ? 'info' : 'error';
     this.finalReport = report;
@@ -206,13 +222,13 @@ export class ShutdownCoordinator extends EventEmitter {
 }
 
 /** Exit 0 means nothing was abandoned: an abandoned command turns a clean exit into exit 2. */
-function withAbandoned(code: number, extras: Record<string, unknown>): number {
-  const abandoned = typeof extras['commandsAbandoned'] === 'number' ? extras['commandsAbandoned'] : 0;
-  return code === EXIT_OK && abandoned > 0 ? EXIT_PHASE_FAILED : code;
+function abandonedOf(extras: Record<string, unknown>): number {
+  return typeof extras['commandsAbandoned'] === 'number' ? extras['commandsAbandoned'] : 0;
 }
 
 function failureMessage(dataAtRisk: readonly string[]): string {
   if (dataAtRisk.some((r) => r.startsWith('phase '))) return 'shutdown finished with phases that timed out or failed; data may be at risk';
+  if (!dataAtRisk.some((r) => r.includes(' abandoned'))) return `shutdown finished after a fault; data may be at risk (${dataAtRisk.join('; ')})`;
   return `shutdown finished with commands abandoned; data may be at risk (${dataAtRisk.join('; ')})`;
 }
 
@@ -221,10 +237,11 @@ function failureMessage(dataAtRisk: readonly string[]): string {
  * abandoned (`commandsAbandoned` of the report extras, with `sessionsClosed` naming the reasons
  * sessions ended). Empty means exit 0 may be claimed.
  */
-export function atRisk(records: readonly PhaseRecord[], extras: Record<string, unknown>): string[] {
+export function atRisk(records: readonly PhaseRecord[], extras: Record<string, unknown>, fault?: { kind: string; message: string }): string[] {
   const out: string[] = [];
+  if (fault) out.push(`${fault.kind.replace('_', ' ')}: ${fault.message}`);
   for (const r of records) if (r.outcome === 'timed_out' || r.outcome === 'failed') out.push(`phase ${r.phase} ${r.outcome}`);
-  const abandoned = typeof extras['commandsAbandoned'] === 'number' ? extras['commandsAbandoned'] : 0;
+  const abandoned = abandonedOf(extras);
   if (abandoned > 0) {
     const closed = (extras['sessionsClosed'] ?? {}) as Record<string, number>;
     const cut = closed['backend_closed'] ?? 0;

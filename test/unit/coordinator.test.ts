@@ -120,6 +120,29 @@ describe('ShutdownCoordinator', () => {
     assert.deepEqual(seen, PHASES.map((p) => [p, [p]]));
   });
 
+  test('a fault starts the shutdown; every phase runs and the exit code is 2, the report naming the first fault', async () => {
+    const h = harness();
+    const a = h.coordinator.onFault('uncaught_exception', 'boom');
+    const b = h.coordinator.onFault('unhandled_rejection', 'later');
+    assert.equal(b, a, 'a later fault joins the same shutdown');
+    const report = await a;
+    assert.deepEqual(report.phases.map((p) => p.outcome), ['completed', 'completed', 'completed', 'completed', 'completed']);
+    assert.equal(report.exitCode, EXIT_PHASE_FAILED);
+    assert.equal(report.reason, 'uncaught_exception');
+    assert.deepEqual(report['fault'], { kind: 'uncaught_exception', message: 'boom' });
+    assert.deepEqual(report['dataAtRisk'], ['uncaught exception: boom']);
+    assert.equal((await h.metrics.exitCode.get()).values[0]?.value, EXIT_PHASE_FAILED, 'the gauge says the same');
+  });
+
+  test('a fault during a shutdown forced by a second signal still exits 3', async () => {
+    const h = harness({ behaviours: { drain: waits() } });
+    const first = h.coordinator.onSignal('SIGTERM');
+    await h.clock.advance(100);
+    void h.coordinator.onFault('unhandled_rejection', 'x');
+    void h.coordinator.onSignal('SIGTERM');
+    assert.equal((await first).exitCode, EXIT_FORCED);
+  });
+
   test('the first signal starts the shutdown; the second signal forces it (exit 3)', async () => {
     const h = harness({ behaviours: { drain: waits() } });
     const first = h.coordinator.onSignal('SIGTERM');
