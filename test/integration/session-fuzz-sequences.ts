@@ -8,6 +8,9 @@
  * direct connection: the stream is not RESP any more). The model reports those as `uncertain`.
  */
 import { resp } from '../support/raw-client.js';
+import { prng } from '../support/prng.js';
+
+export { prng };
 
 export interface Item {
   /** What the fuzzer client sends through the sidecar. */
@@ -15,18 +18,6 @@ export interface Item {
   /** What it sends to redis-server directly. */
   direct: Buffer;
   label: string;
-}
-
-/** mulberry32: small, fast, good enough to pick commands; the seed replays a run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const same = (label: string, bytes: Buffer): Item => ({ sidecar: bytes, direct: bytes, label });

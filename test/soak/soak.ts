@@ -21,6 +21,7 @@ import { spawnSidecar } from '../support/cli-sidecar.js';
 import { WriteLoad, verifyWrites } from '../../src/demo/load.js';
 import { RespClient } from '../../src/demo/redis-process.js';
 import { PubSubPair, RetryingWriter, TransactionLoop, blockingLoop, neverReader } from './clients.js';
+import { prng } from '../support/prng.js';
 
 export const TRIGGERS = ['SIGTERM', 'http', 'file', 'gate'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
@@ -43,17 +44,8 @@ export interface RunResult {
   problem?: string;
 }
 
-/** mulberry32: small, seedable, good enough to pick triggers and moments. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The soak's generator: seedable, so SOAK_SEED replays a run. */
+export const random = prng;
 
 async function countExisting(port: number, keys: readonly string[]): Promise<number> {
   if (keys.length === 0) return 0;

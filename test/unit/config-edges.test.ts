@@ -1,23 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { loadConfig, envWarnings, type LoadConfigInput } from '../../src/config/load.js';
+import { loadConfig, envWarnings } from '../../src/config/load.js';
 import { joinDashValues } from '../../src/config/argv.js';
 import { clientLimit, openFileLimit, RESERVED_FDS } from '../../src/proxy/client-limit.js';
-import { isSidecarError } from '../../src/errors.js';
+import { configErrorOf } from '../support/config-error.js';
+import { CLI } from '../support/cli-sidecar.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
-function configErrorOf(input: LoadConfigInput): string {
-  try {
-    loadConfig(input);
-  } catch (err) {
-    assert.ok(isSidecarError(err, 'ERR_CONFIG'), `expected ERR_CONFIG, got ${String(err)}`);
-    return err.message;
-  }
-  assert.fail('loadConfig accepted an invalid configuration');
-}
 
 test('a dash-led value after a config flag is joined to it, so its key is named instead of yargs reading short flags', () => {
   assert.deepEqual(joinDashValues(['run', '--announce-delay', '-1s']), ['run', '--announce-delay=-1s']);

@@ -6,19 +6,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { loadConfig, type LoadConfigInput } from '../../src/config/load.js';
-import { isSidecarError } from '../../src/errors.js';
+import { loadConfig } from '../../src/config/load.js';
 import { CLI } from '../support/cli-sidecar.js';
+import { configErrorOf } from '../support/config-error.js';
 
-function configErrorOf(input: LoadConfigInput): string {
-  try {
-    loadConfig(input);
-  } catch (err) {
-    assert.ok(isSidecarError(err, 'ERR_CONFIG'), `expected ERR_CONFIG, got ${String(err)}`);
-    return err.message;
-  }
-  assert.fail('loadConfig accepted an invalid configuration');
-}
 
 const on = { 'replication-front-pika-ports': true };
 

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type LoadConfigInput } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/load.js';
 import { CONFIG_KEYS } from '../../src/config/keys.js';
 import { DEFAULT_CONFIG } from '../../src/config/keys.js';
-import { isSidecarError } from '../../src/errors.js';
 import { maskUrlPassword } from '../../src/observability/redact.js';
 import { renderEffectiveYaml } from '../../src/config/render.js';
+import { configErrorOf } from '../support/config-error.js';
 
 /** A temporary directory removed after the test. */
 function tempDir(t: TestContext): string {
@@ -24,16 +24,6 @@ function yamlFile(t: TestContext, text: string, name = 'sidecar.yaml'): string {
   return path;
 }
 
-/** The ERR_CONFIG message loadConfig throws for this input; fails the test when it does not throw. */
-function configErrorOf(input: LoadConfigInput): string {
-  try {
-    loadConfig(input);
-  } catch (err) {
-    assert.ok(isSidecarError(err, 'ERR_CONFIG'), `expected ERR_CONFIG, got ${String(err)}`);
-    return err.message;
-  }
-  assert.fail('loadConfig accepted an invalid configuration');
-}
 
 describe('layers and precedence', () => {
   test('with nothing set the configuration equals DEFAULT_CONFIG and every source is default', () => {
