@@ -627,6 +627,12 @@ describe('deploy/Dockerfile', () => {
     assert.ok(!finalStage.some((d) => d.instruction === 'RUN'), 'the runtime stage runs nothing (no shell in distroless)');
   });
 
+  test('the image holds the product only: the demo and the test harness stay out', () => {
+    const build = all.slice(0, all.lastIndexOf(froms.at(-1)!)).filter((d) => d.instruction === 'RUN').map((d) => d.args).join(' ');
+    assert.match(build, /rm -rf \/app\/dist\/src\/demo\b/, 'the demo is removed from the copied build');
+    assert.ok(!all.some((d) => d.instruction === 'COPY' && /\btest\b/.test(d.args)), 'nothing of test/ is copied');
+  });
+
   test('EXPOSE names the ports the manifests use', () => {
     const exposed = all.filter((d) => d.instruction === 'EXPOSE').flatMap((d) => d.args.split(/\s+/)).map((p) => Number(p.split('/')[0]));
     const dep = Deployment.load('regular');
