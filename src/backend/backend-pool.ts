@@ -17,6 +17,7 @@ import { createPool, type Pool } from 'generic-pool';
 import { SidecarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { RESP_TYPES } from '../resp/resp-types.js';
 
 export interface BackendPoolOptions {
   host: string;
@@ -242,6 +243,6 @@ export class BackendPool {
 /** The first CRLF-terminated line of what the backend sent, if it is an error line. */
 function firstLine(bytes: Buffer): Buffer | undefined {
   const nl = bytes.indexOf('\r\n');
-  if (nl < 0 || bytes[0] !== 0x2d /* - */) return undefined;
+  if (nl < 0 || bytes[0] !== RESP_TYPES.ERROR) return undefined;
   return bytes.subarray(0, nl + 2);
 }

@@ -29,6 +29,9 @@
  */
 import { Cmd, type CmdKind } from '../resp/command-table.js';
 import { PUBSUB_MESSAGE, PUBSUB_OTHER, PUBSUB_SUBSCRIBED, PUBSUB_UNSUBSCRIBED } from './pubsub-frames.js';
+import { FRAME_ATTRIBUTE, FRAME_PUSH, FRAME_REPLY } from '../resp/reply-scanner.js';
+import { REPLY_OFF, REPLY_ON, REPLY_SKIP } from '../resp/argument-classifier.js';
+import { RESP_TYPES } from '../resp/resp-types.js';
 
 // Entry kinds.
 const E_PLAIN = 0; // a run of `count` commands that each get one reply (or none when silenced)
@@ -59,17 +62,14 @@ export const FRAME_NOT_OWED = 0; // a push, message, attribute, MONITOR line: fo
 export const FRAME_OWED = 1; // a reply or confirmation the client was owed
 export const FRAME_REFUSAL = 2; // the stand-in's error: the session replaces it with the refusal
 
-const FRAME_REPLY = 0;
-const FRAME_PUSH = 1;
-const FRAME_ATTRIBUTE = 2;
-const ERROR_BYTE = 0x2d;
+const ERROR_BYTE = RESP_TYPES.ERROR;
 const EFFECT_HELLO = 1;
 const EFFECT_MONITOR = 2;
 
 /** Details of a command the model needs beyond its kind (from the request scanner). */
 export interface CommandArgs {
   argc: number;
-  /** REPLY_ON (1) / REPLY_OFF (2) / REPLY_SKIP (3) for `CLIENT REPLY x`, else 0. */
+  /** REPLY_ON / REPLY_OFF / REPLY_SKIP (argument-classifier.ts) for `CLIENT REPLY x`, else 0. */
   clientReply: number;
   /** 2 or 3 for `HELLO 2|3 ...`, else 0. */
   helloVersion: number;
@@ -79,9 +79,6 @@ export interface CommandArgs {
   blockArg: boolean;
 }
 
-const REPLY_ON = 1;
-const REPLY_OFF = 2;
-const REPLY_SKIP = 3;
 
 export class SessionAccounting {
   // ── the backend's state, as of the head of the queue ──

@@ -4,6 +4,8 @@
  * apart is the first element, a bulk string Redis and Pika spell the same way. Only the head of the
  * frame is read, never the payload.
  */
+import { RESP_TYPES } from '../resp/resp-types.js';
+
 export const PUBSUB_OTHER = 0; // a reply (e.g. PING's ["pong", ""]) or anything else
 export const PUBSUB_MESSAGE = 1; // message, pmessage, smessage
 export const PUBSUB_SUBSCRIBED = 2; // subscribe, psubscribe, ssubscribe confirmations
@@ -42,9 +44,9 @@ export function classifyPubSubHead(head: Buffer): number {
 
 /** Like classifyPubSubHead, with the confirmation's channel kind above PUBSUB_KIND_SHIFT. */
 export function classifyPubSub(head: Buffer): number {
-  if (head.length < 4 || (head[0] !== 0x2a && head[0] !== 0x3e)) return PUBSUB_OTHER;
+  if (head.length < 4 || (head[0] !== RESP_TYPES.ARRAY && head[0] !== RESP_TYPES.PUSH)) return PUBSUB_OTHER;
   const firstLineEnd = head.indexOf('\r\n', 1);
-  if (firstLineEnd < 0 || head[firstLineEnd + 2] !== 0x24) return PUBSUB_OTHER; // '$'
+  if (firstLineEnd < 0 || head[firstLineEnd + 2] !== RESP_TYPES.BLOB_STRING) return PUBSUB_OTHER;
   const lenEnd = head.indexOf('\r\n', firstLineEnd + 3);
   if (lenEnd < 0) return PUBSUB_OTHER;
   const len = Number(head.toString('latin1', firstLineEnd + 3, lenEnd));
@@ -54,7 +56,7 @@ export function classifyPubSub(head: Buffer): number {
 
 /** The frame `chunk[start, end)` ends with a subscription count of zero (`:0\r\n`). */
 export function endsWithZeroCount(chunk: Buffer, start: number, end: number): boolean {
-  return end - 4 >= Math.max(start, 0) && chunk[end - 4] === 0x3a && chunk[end - 3] === 0x30 && chunk[end - 2] === 0x0d && chunk[end - 1] === 0x0a;
+  return end - 4 >= Math.max(start, 0) && chunk[end - 4] === RESP_TYPES.INTEGER && chunk[end - 3] === 0x30 && chunk[end - 2] === 0x0d && chunk[end - 1] === 0x0a;
 }
 
 /**
@@ -69,7 +71,7 @@ export function trailingCount(tail: Uint8Array, start: number, end: number): num
   const stop = Math.max(start, end - 22);
   for (; i >= stop; i--) {
     const c = tail[i]!;
-    if (c === 0x3a) return i < end - 3 ? value : -1;
+    if (c === RESP_TYPES.INTEGER) return i < end - 3 ? value : -1;
     if (c < 0x30 || c > 0x39) return -1;
     value += (c - 0x30) * scale;
     scale *= 10;

@@ -38,6 +38,7 @@ import { isSidecarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { CloseReason, SessionMode } from '../observability/names.js';
 import type { HotCounters } from '../observability/metrics.js';
+import { RESP_TYPES } from '../resp/resp-types.js';
 
 /** Session life: open → draining → closing → closed; any state → closed by destroy(). */
 export type SessionState = 'open' | 'draining' | 'closing' | 'closed';
@@ -437,7 +438,7 @@ export class Session extends EventEmitter {
         if (scanner.atBoundary) {
           frameStart = pos;
           this.frameFirst = chunk[pos]!;
-          if (this.frameFirst === 0x2d && m.headIsRefusal) {
+          if (this.frameFirst === RESP_TYPES.ERROR && m.headIsRefusal) {
             // The stand-in's error: forward what came before it, then drop it.
             if (pos > written) this.writeClient(chunk.subarray(written, pos));
             written = pos;
@@ -495,7 +496,7 @@ export class Session extends EventEmitter {
     f.pubsub = PUBSUB_OTHER;
     f.subKind = 0;
     f.count = 0;
-    if (f.kind !== FRAME_ATTRIBUTE && (this.frameFirst === 0x2a || this.frameFirst === 0x3e) && m.wantsPubSubHead) {
+    if (f.kind !== FRAME_ATTRIBUTE && (this.frameFirst === RESP_TYPES.ARRAY || this.frameFirst === RESP_TYPES.PUSH) && m.wantsPubSubHead) {
       const c = classifyPubSub(this.frameHeadOf(chunk, frameStart, end));
       f.pubsub = c & ((1 << PUBSUB_KIND_SHIFT) - 1);
       f.subKind = c >> PUBSUB_KIND_SHIFT;

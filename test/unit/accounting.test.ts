@@ -8,14 +8,16 @@ import assert from 'node:assert/strict';
 import { SessionAccounting, FRAME_NOT_OWED, FRAME_OWED, FRAME_REFUSAL, SUB_CHANNEL, SUB_PATTERN, SUB_SHARD, type CommandArgs } from '../../src/proxy/accounting.js';
 import { Cmd, type CmdKind } from '../../src/resp/command-table.js';
 import { PUBSUB_MESSAGE, PUBSUB_OTHER, PUBSUB_SUBSCRIBED, PUBSUB_UNSUBSCRIBED } from '../../src/proxy/pubsub-frames.js';
+import { FRAME_ATTRIBUTE, FRAME_PUSH, FRAME_REPLY } from '../../src/resp/reply-scanner.js';
+import { RESP_TYPES } from '../../src/resp/resp-types.js';
 
-const REPLY = 0;
-const PUSH = 1;
-const ATTR = 2;
-const PLUS = 0x2b;
-const MINUS = 0x2d;
-const STAR = 0x2a;
-const GT = 0x3e;
+const REPLY = FRAME_REPLY;
+const PUSH = FRAME_PUSH;
+const ATTR = FRAME_ATTRIBUTE;
+const PLUS = RESP_TYPES.SIMPLE_STRING;
+const MINUS = RESP_TYPES.ERROR;
+const STAR = RESP_TYPES.ARRAY;
+const GT = RESP_TYPES.PUSH;
 
 type Step =
   | ['plain', number?]
