@@ -43,23 +43,30 @@ export interface CoordinatorOptions {
   clock?: Clock;
 }
 
+/** One shutdown, from its trigger to its report. */
+interface Underway {
+  reason: string;
+  startedAtMs: number;
+  deadlineAt: number;
+  deadlineTimer: { clear(): void };
+}
+
 export class ShutdownCoordinator extends EventEmitter {
   private current: ShutdownState = 'running';
+  /** The shutdown under way (undefined while running normally): what started it and its bounds. */
+  private underway: Underway | undefined;
+  /** The run's promise: the report, once every phase has run. */
   private running: Promise<ShutdownReport> | undefined;
   private signals = 0;
-  private reason: string | undefined;
-  private startedAtMs = 0;
-  private deadlineAt = 0;
   private readonly runner: PhaseRunner;
   private readonly log: Logger;
-  private drainedWaiters: Array<(r: 'drained' | 'deadline') => void> = [];
-  private drainedFlag = false;
-  /** The shutdown ran to its end: nobody will open the gate any more. */
-  private finishedFlag = false;
+  /** The stop gate opened (markDrained): the backend may stop. */
+  private gateOpen = false;
+  private gateWaiters: Array<(r: 'drained' | 'deadline') => void> = [];
+  /** Set once the shutdown ran to its end: nobody will open the gate any more. */
   private finalReport: ShutdownReport | undefined;
   /** The first uncaught exception or unhandled rejection (see onFault). */
   private firstFault: { kind: string; message: string } | undefined;
-  private deadlineTimer: { clear(): void } | undefined;
   private resolveFinished!: (r: ShutdownReport) => void;
   /** Resolves with the report once a shutdown, whatever started it, has run to its end. */
   readonly finished: Promise<ShutdownReport> = new Promise((r) => {
@@ -88,7 +95,7 @@ export class ShutdownCoordinator extends EventEmitter {
   }
 
   get isShuttingDown(): boolean {
-    return this.running !== undefined;
+    return this.underway !== undefined;
   }
 
   get records(): readonly PhaseRecord[] {
@@ -119,11 +126,11 @@ export class ShutdownCoordinator extends EventEmitter {
   }
 
   get shutdownReason(): string | undefined {
-    return this.reason;
+    return this.underway?.reason;
   }
 
   get startedAt(): number {
-    return this.startedAtMs;
+    return this.underway?.startedAtMs ?? 0;
   }
 
   private setState(to: ShutdownState): void {
@@ -147,20 +154,20 @@ export class ShutdownCoordinator extends EventEmitter {
       this.force(signal);
       return this.running ?? this.start(signal);
     }
-    if (this.running) this.log.info({ signal, reason: this.reason }, 'signal joins the shutdown already under way');
+    if (this.underway) this.log.info({ signal, reason: this.underway.reason }, 'signal joins the shutdown already under way');
     return this.start(signal);
   }
 
   /** Starts the shutdown, or returns the one under way. Idempotent. */
   start(reason: string): Promise<ShutdownReport> {
     if (this.running) return this.running;
-    this.reason = reason;
-    this.startedAtMs = this.clock.now();
-    this.deadlineAt = this.startedAtMs + this.opts.deadlineMs;
-    this.opts.metrics.shutdownStartedTimestampSeconds.set(this.startedAtMs / 1000);
+    const startedAtMs = this.clock.now();
+    const deadlineAt = startedAtMs + this.opts.deadlineMs;
+    this.opts.metrics.shutdownStartedTimestampSeconds.set(startedAtMs / 1000);
     this.log.info({ reason, deadlineMs: this.opts.deadlineMs }, `shutdown started by ${reason}`);
-    this.deadlineTimer = this.clock.setTimeout(() => this.resolveDrained('deadline'), this.opts.deadlineMs);
-    this.running = this.run();
+    const deadlineTimer = this.clock.setTimeout(() => this.releaseGateWaiters('deadline'), this.opts.deadlineMs);
+    this.underway = { reason, startedAtMs, deadlineAt, deadlineTimer };
+    this.running = this.run(this.underway);
     return this.running;
   }
 
@@ -173,29 +180,28 @@ export class ShutdownCoordinator extends EventEmitter {
 
   /** The stop gate opened (called from release): the backend may stop now. */
   markDrained(): void {
-    if (this.drainedFlag) return;
-    this.drainedFlag = true;
+    if (this.gateOpen) return;
+    this.gateOpen = true;
     this.setState('drained');
-    this.resolveDrained('drained');
+    this.releaseGateWaiters('drained');
   }
 
   /** For the stop gate and `POST /drain?wait=true`. */
   whenDrained(): Promise<'drained' | 'deadline'> {
-    if (this.drainedFlag) return Promise.resolve('drained');
-    if (this.finishedFlag || (this.running && this.clock.now() >= this.deadlineAt)) return Promise.resolve('deadline');
-    return new Promise((resolve) => this.drainedWaiters.push(resolve));
+    if (this.gateOpen) return Promise.resolve('drained');
+    const u = this.underway;
+    if (this.finalReport !== undefined || (u && this.clock.now() >= u.deadlineAt)) return Promise.resolve('deadline');
+    return new Promise((resolve) => this.gateWaiters.push(resolve));
   }
 
-  private resolveDrained(r: 'drained' | 'deadline'): void {
-    for (const w of this.drainedWaiters.splice(0)) w(r);
+  private releaseGateWaiters(r: 'drained' | 'deadline'): void {
+    for (const w of this.gateWaiters.splice(0)) w(r);
   }
 
-  private async run(): Promise<ShutdownReport> {
+  private async run(u: Underway): Promise<ShutdownReport> {
     const phases = this.opts.phases();
-    const records = await this.runner.runAll(phases, this.deadlineAt);
-    this.deadlineTimer?.clear();
-    this.finishedFlag = true;
-    this.resolveDrained(this.drainedFlag ? 'drained' : 'deadline');
+    const records = await this.runner.runAll(phases, u.deadlineAt);
+    u.deadlineTimer.clear();
     const forced = this.runner.forced;
     const extras = this.opts.reportExtras();
     const dataAtRisk = atRisk(records, extras, this.firstFault);
@@ -203,9 +209,9 @@ export class ShutdownCoordinator extends EventEmitter {
     this.opts.metrics.exitCode.set(exitCode);
     this.setState('exited');
     const report: ShutdownReport = {
-      reason: this.reason ?? 'unknown',
-      startedAt: new Date(this.startedAtMs).toISOString(),
-      durationMs: this.clock.now() - this.startedAtMs,
+      reason: u.reason,
+      startedAt: new Date(u.startedAtMs).toISOString(),
+      durationMs: this.clock.now() - u.startedAtMs,
       phases: records,
       forced,
       ...extras,
@@ -215,6 +221,7 @@ export class ShutdownCoordinator extends EventEmitter {
     };
     const level = exitCode === EXIT_OK ? 'info' : 'error';
     this.finalReport = report;
+    this.releaseGateWaiters(this.gateOpen ? 'drained' : 'deadline');
     this.resolveFinished(report);
     this.log[level]({ report }, exitCode === EXIT_OK ? 'shutdown complete; every phase completed' : forced ? 'shutdown forced by a second signal' : failureMessage(dataAtRisk));
     return report;
