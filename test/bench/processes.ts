@@ -1,13 +1,13 @@
 /**
  * The bench's child processes and the small probes it runs against them. Children are tracked by
- * the project's one "kill my children on exit" hook (src/demo/redis-process.ts `track`); a signal
+ * the project's one "kill my children on exit" hook (demo/redis-process.ts `track`); a signal
  * runs the bench's other cleanups (temp dirs, sockets) and exits, which fires that hook.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { track } from '../../src/demo/redis-process.js';
+import { track } from '../../demo/redis-process.js';
 import { waitFor } from '../support/wait.js';
 
 export const LOOPBACK = '127.0.0.1';

@@ -13,7 +13,7 @@ import { spawnSidecar, type CliSidecar } from '../support/cli-sidecar.js';
 import { RawClient, resp } from '../support/raw-client.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../support/wait.js';
-import { WriteLoad, verifyWrites } from '../../src/demo/load.js';
+import { WriteLoad, verifyWrites } from '../../demo/load.js';
 
 type Defer = ReturnType<typeof deferrer>;
 /** intercept 1s + drain 2s + close_clients 1s + replication_sync 3s + release 1s = 8s <= deadline 10s. */

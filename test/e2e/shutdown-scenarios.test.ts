@@ -13,7 +13,7 @@ import { spawnSidecar, type CliSidecar } from '../support/cli-sidecar.js';
 import { RawClient, resp } from '../support/raw-client.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../support/wait.js';
-import { WriteLoad, verifyWrites } from '../../src/demo/load.js';
+import { WriteLoad, verifyWrites } from '../../demo/load.js';
 
 const PHASE_ORDER = ['intercept', 'drain', 'close_clients', 'replication_sync', 'release'];
 

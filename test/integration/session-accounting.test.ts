@@ -21,7 +21,7 @@ import { redisWithSidecar, type TestSidecar } from '../support/sidecar.js';
 import { RawClient, exchange, resp } from '../support/raw-client.js';
 import { waitFor } from '../support/wait.js';
 import { deferrer } from '../support/defer.js';
-import { redisServerArgs } from '../../src/demo/redis-process.js';
+import { redisServerArgs } from '../../demo/redis-process.js';
 import type { Session } from '../../src/proxy/session.js';
 
 /** The sidecar's refusal lines and the backend's unknown-command lines, made comparable. */

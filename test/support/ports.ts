@@ -2,7 +2,7 @@
 import net from 'node:net';
 import { FRONT_PORT_ROLES, shiftedPort } from '../../src/replication/pika-ports.js';
 
-export { freePort } from '../../src/demo/redis-process.js';
+export { freePort } from '../../demo/redis-process.js';
 
 /** Binds host:port, or resolves undefined when it is taken. */
 function hold(port: number, host: string): Promise<net.Server | undefined> {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { freePort } from './ports.js';
-import { redisServerArgs } from '../../src/demo/redis-process.js';
+import { redisServerArgs } from '../../demo/redis-process.js';
 import { waitFor } from './wait.js';
 
 const live = new Set<ChildProcess>();

@@ -16,7 +16,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PHASES } from '../observability/names.js';
+import { PHASES } from '../src/observability/names.js';
 import { RedisProcess, callOnce, waitUntil } from './redis-process.js';
 import { SidecarProcess, exitCodeOf, httpGet, splitHostPort, waitForReady, type SidecarLogLine } from './run-local.js';
 import { WriteLoad, verifyWrites, type LoadStats, type Verdict } from './load.js';
@@ -509,7 +509,7 @@ function pad(s: string, width: number): string {
   return s.padStart(width);
 }
 
-// The entry point of `make demo` (`node dist/src/demo/demo.js [--json]`): with cli.ts, the only
+// The entry point of `make demo` (`node dist/demo/demo.js [--json]`): with cli.ts, the only
 // place allowed to call process.exit.
 const entry = process.argv[1];
 if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {

@@ -46,7 +46,7 @@ export interface SidecarProcessOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-const CLI_PATH = fileURLToPath(new URL('../cli.js', import.meta.url));
+const CLI_PATH = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const MAX_KEPT_LINES = 5000;
 
 /** The sidecar (`pika-sidecar run`) as a child process in its own process group. */
