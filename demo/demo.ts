@@ -17,8 +17,11 @@
 import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PHASES } from '../src/observability/names.js';
-import { RedisProcess, callOnce, waitUntil } from './redis-process.js';
-import { SidecarProcess, exitCodeOf, httpGet, splitHostPort, waitForReady, type SidecarLogLine } from './run-local.js';
+import { httpGet } from '../harness/http.js';
+import { exitCodeOf } from '../harness/processes.js';
+import { waitFor } from '../harness/wait.js';
+import { RedisProcess, callOnce } from './redis-process.js';
+import { SidecarProcess, splitHostPort, waitForReady, type SidecarLogLine } from './run-local.js';
 import { WriteLoad, verifyWrites, type LoadStats, type Verdict } from './load.js';
 
 export interface DemoOptions {
@@ -124,7 +127,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     if (sidecar.pid !== undefined) summary.pids.push(sidecar.pid);
     const started = sidecar;
     const startLine = await guard(
-      waitUntil(
+      waitFor(
         () => {
           if (!started.running) throw new Error(`the sidecar exited during start-up${started.stderr ? `:\n${started.stderr.trim()}` : ''}`);
           return started.lines.find((l) => l.msg === 'pika-sidecar started');
@@ -255,7 +258,7 @@ async function resumeWhenWaitedFor(sidecar: SidecarProcess, sigtermAt: number, s
       const line = sidecar.lines.find((l) => l.msg === 'phase replication_sync started');
       return typeof line?.time === 'string' ? Date.parse(line.time) : undefined;
     };
-    await waitUntil(
+    await waitFor(
       () => {
         const t = syncStarted();
         return !sidecar.running || (t !== undefined && Date.now() - t >= STALL_INTO_SYNC_MS);

@@ -1,40 +1,19 @@
 /**
  * Local redis-server processes for the demo and `make run`: free loopback ports, one temp directory
- * each, no persistence (`--save ''`). Also the two small things the demo needs around them: a
- * pipelining RESP client and a bounded wait. src/ never imports test/ code, so this is the demo's
- * own launcher (the test harness in test/support/redis-server.ts has the same habits).
- *
- * Every child is started in its own process group (`detached`), so a Ctrl-C in the terminal
- * reaches only the demo, which then stops its children in order; an exit hook SIGKILLs whatever
- * is still alive if the demo process ends any other way.
+ * each, no persistence (`--save ''`). Also the demo's
+ * pipelining RESP client. Children are started with harness/processes.ts: in their own process
+ * group, so a Ctrl-C in the terminal reaches only the demo, which then stops them in order; its exit
+ * hook SIGKILLs whatever is still alive if the demo process ends any other way.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import RedisParser from 'redis-parser';
-
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-/** Tracks a child so it is SIGKILLed if this process exits before stopping it. */
-export function track(proc: ChildProcess): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on('exit', () => {
-      for (const p of live) {
-        try {
-          p.kill('SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-    });
-  }
-  live.add(proc);
-  proc.once('exit', () => live.delete(proc));
-}
+import { freePort } from '../harness/ports.js';
+import { spawnTracked, stopChild } from '../harness/processes.js';
+import { waitFor } from '../harness/wait.js';
 
 /** A connected socket (TCP_NODELAY), or a rejection naming the address within `timeoutMs`. */
 export function connectSocket(host: string, port: number, timeoutMs = 3000): Promise<net.Socket> {
@@ -73,45 +52,6 @@ export function redisServerArgs(port: number, dir: string, logLevel: 'warning' |
     '--logfile', '',
     '--loglevel', logLevel,
   ];
-}
-
-/** A loopback port that was free a moment ago (confirmed by binding it). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') return reject(new Error('no port'));
-      srv.close(() => resolve(addr.port));
-    });
-  });
-}
-
-/** Polls `check` until it returns a truthy value, at most `timeoutMs`; throws naming `what`. */
-export async function waitUntil<T>(
-  check: () => T | Promise<T>,
-  opts: { timeoutMs: number; intervalMs?: number; what: string; signal?: AbortSignal },
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + opts.timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    if (opts.signal?.aborted) throw new Error(`stopped while waiting for ${opts.what}`);
-    try {
-      const v = await check();
-      if (v !== undefined && v !== null && v !== false) return v as NonNullable<T>;
-    } catch (err) {
-      lastError = err;
-    }
-    await sleep(opts.intervalMs ?? 50);
-  }
-  const why = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
-  throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what}${why}`);
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** A server error reply (`-ERR ...`), returned as a value: it is data, not a failure of the client. */
@@ -207,7 +147,6 @@ export class RedisProcess {
   readonly host = '127.0.0.1';
   private output = '';
   private paused = false;
-  private readonly exited: Promise<void>;
 
   private constructor(
     readonly port: number,
@@ -219,10 +158,6 @@ export class RedisProcess {
     };
     proc.stdout?.on('data', keep);
     proc.stderr?.on('data', keep);
-    this.exited = new Promise((resolve) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) resolve();
-      else proc.once('exit', () => resolve());
-    });
   }
 
   get address(): string {
@@ -254,8 +189,7 @@ export class RedisProcess {
         '--repl-diskless-sync-delay', '0',
       ];
       if (opts.replicaOf) args.push('--replicaof', opts.replicaOf.host, String(opts.replicaOf.port));
-      const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      track(proc);
+      const proc = spawnTracked('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       const srv = new RedisProcess(port, dir, proc);
       const spawnFailed = new Promise<never>((_, reject) =>
         proc.once('error', (e: NodeJS.ErrnoException) =>
@@ -266,7 +200,7 @@ export class RedisProcess {
       try {
         await Promise.race([
           spawnFailed,
-          waitUntil(
+          waitFor(
             async () => {
               if (!srv.running) throw new Error('redis-server exited');
               return (await callOnce(srv.host, port, ['PING'], 1000)) === 'PONG';
@@ -293,7 +227,7 @@ export class RedisProcess {
 
   /** Waits until this replica's link to its master is up (bounded). */
   async waitForLinkUp(timeoutMs = 15_000): Promise<void> {
-    await waitUntil(async () => (await this.info('replication')).includes('master_link_status:up'), {
+    await waitFor(async () => (await this.info('replication')).includes('master_link_status:up'), {
       timeoutMs,
       what: `replica ${this.address} to sync with its master`,
     });
@@ -316,10 +250,7 @@ export class RedisProcess {
   async stop(): Promise<void> {
     if (this.running) {
       this.resume();
-      this.proc.kill('SIGTERM');
-      const t = setTimeout(() => this.proc.kill('SIGKILL'), 3000);
-      await this.exited;
-      clearTimeout(t);
+      await stopChild(this.proc, 3000);
     }
     rmSync(this.dir, { recursive: true, force: true });
   }

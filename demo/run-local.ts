@@ -12,10 +12,12 @@
  * Also home of SidecarProcess, the sidecar as a child process (`node dist/src/cli.js run ...`),
  * which the demo uses too.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import http from 'node:http';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { RedisProcess, track, waitUntil } from './redis-process.js';
+import { httpGet } from '../harness/http.js';
+import { exitCodeOf, spawnTracked } from '../harness/processes.js';
+import { waitFor } from '../harness/wait.js';
+import { RedisProcess } from './redis-process.js';
 
 /** One pino line of the sidecar's stdout (the fields the demo reads; the rest pass through). */
 export interface SidecarLogLine {
@@ -77,8 +79,7 @@ export class SidecarProcess {
 
   static start(opts: SidecarProcessOptions): SidecarProcess {
     const args = [CLI_PATH, 'run', '--listen', opts.listen, '--backend', opts.backend, '--admin', opts.admin, ...(opts.args ?? [])];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: opts.env ?? process.env });
-    track(proc);
+    const proc = spawnTracked(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
     return new SidecarProcess(proc, opts.onLine, opts.onStderr);
   }
 
@@ -143,30 +144,6 @@ export class SidecarProcess {
   }
 }
 
-/** A process exit as a shell would report it: the code, or 128 + the signal number. */
-export function exitCodeOf(exit: SidecarExit): number {
-  if (exit.code !== null) return exit.code;
-  const signals: Partial<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
-  return 128 + (exit.signal !== null ? (signals[exit.signal] ?? 0) : 0);
-}
-
-/** GET on the admin server; bounded, no keep-alive. */
-export function httpGet(host: string, port: number, path: string, timeoutMs = 1000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path, agent: false, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        if (body.length < 1_000_000) body += d;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out after ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
-}
-
 /** Splits "host:port" (IPv6 in brackets or bare). */
 export function splitHostPort(address: string): { host: string; port: number } {
   const i = address.lastIndexOf(':');
@@ -176,7 +153,7 @@ export function splitHostPort(address: string): { host: string; port: number } {
 
 /** Waits until the sidecar answers GET /readyz with 200 (bounded); fails at once if it exits. */
 export async function waitForReady(sidecar: SidecarProcess, admin: { host: string; port: number }, timeoutMs = 15_000): Promise<void> {
-  await waitUntil(
+  await waitFor(
     async () => {
       if (!sidecar.running) throw new Error(`the sidecar exited during start-up${sidecar.stderr ? `: ${sidecar.stderr.trim()}` : ''}`);
       return (await httpGet(admin.host, admin.port, '/readyz', 500)).status === 200;

@@ -1,7 +1,9 @@
 /** `pika-sidecar run` as a child process of the bench, ready once GET /readyz answers 200. */
 import type { ChildProcess } from 'node:child_process';
-import { freePort } from '../support/ports.js';
-import { httpGet, LOOPBACK, spawnTracked, stopProcess, tail, whenReady } from './processes.js';
+import { httpGet } from '../../harness/http.js';
+import { freePort } from '../../harness/ports.js';
+import { spawnTracked, stopChild, tail, whenReady } from '../../harness/processes.js';
+import { LOOPBACK } from './processes.js';
 import type { SidecarLaunch } from './settings.js';
 
 export interface SidecarProcess {
@@ -34,10 +36,10 @@ export async function startSidecarProcess(backendPort: number, launch: SidecarLa
   const err = tail(proc.stderr);
   const output = (): string => `${err()}${out()}`;
   try {
-    const ready = async (): Promise<boolean> => (await httpGet(adminPort, '/readyz', 1000)).status === 200;
+    const ready = async (): Promise<boolean> => (await httpGet(LOOPBACK, adminPort, '/readyz', 1000)).status === 200;
     await whenReady(proc, ready, `sidecar GET /readyz = 200 on admin port ${adminPort}`, 15_000);
   } catch (e) {
-    await stopProcess(proc, 1000);
+    await stopChild(proc, 1000);
     throw new Error(
       `${(e as Error).message}\ncommand: node ${args.join(' ')}\n${output()}\n` +
         '(to bench without the sidecar: BENCH_TARGETS=direct,pipe)',

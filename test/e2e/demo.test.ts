@@ -7,7 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { RedisServer } from '../support/redis-server.js';
 import { demoKey, demoValue, verifyWrites } from '../../demo/load.js';
 

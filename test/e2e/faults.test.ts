@@ -12,7 +12,7 @@ import { RedisServer, startReplicationGroup } from '../support/redis-server.js';
 import { spawnSidecar, type CliSidecar } from '../support/cli-sidecar.js';
 import { RawClient, resp } from '../support/raw-client.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { WriteLoad, verifyWrites } from '../../demo/load.js';
 
 type Defer = ReturnType<typeof deferrer>;

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { RedisServer } from '../support/redis-server.js';
 import { CLI, spawnSidecar } from '../support/cli-sidecar.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { EXIT_CONFIG, EXIT_OK } from '../../src/exit-codes.js';
 
 test('--metrics-linger 3s with the default --release-timeout 3s is refused at start-up, naming both keys', async () => {

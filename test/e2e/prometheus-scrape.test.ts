@@ -15,7 +15,7 @@ import { stringify } from 'yaml';
 import { startReplicationGroup } from '../support/redis-server.js';
 import { spawnSidecar } from '../support/cli-sidecar.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { Deployment } from '../support/kubelet.js';
 import { PROMETHEUS, Prometheus, missingBinary, type PromSample } from '../support/prometheus.js';
 import { WriteLoad } from '../../demo/load.js';

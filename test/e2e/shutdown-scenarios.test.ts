@@ -12,7 +12,7 @@ import { startReplicationGroup, type RedisServer } from '../support/redis-server
 import { spawnSidecar, type CliSidecar } from '../support/cli-sidecar.js';
 import { RawClient, resp } from '../support/raw-client.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { WriteLoad, verifyWrites } from '../../demo/load.js';
 
 const PHASE_ORDER = ['intercept', 'drain', 'close_clients', 'replication_sync', 'release'];

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { startReplicationGroup } from '../support/redis-server.js';
 import { startSidecar } from '../support/sidecar.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { RawClient, resp } from '../support/raw-client.js';
 import { PROMTOOL, missingBinary, promtool } from '../support/prometheus.js';
 import { FRONT_DIRECTIONS, FRONT_REFUSE_REASONS } from '../../src/observability/names.js';

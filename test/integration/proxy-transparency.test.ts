@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { RedisServer } from '../support/redis-server.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { RawClient, exchange, resp } from '../support/raw-client.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 describe('the sidecar is transparent to clients', () => {
   let redis: RedisServer;

@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { redisWithSidecar } from '../support/sidecar.js';
 import { deferrer } from '../support/defer.js';
-import { freePort } from '../support/ports.js';
+import { freePort } from '../../harness/ports.js';
 import { RawClient, resp } from '../support/raw-client.js';
 import { PUSHGATEWAY, PushgatewayProcess, missingBinary } from '../support/prometheus.js';
 import { PUSH_JOB, PUSH_TIMEOUT_MS } from '../../src/observability/pushgateway.js';

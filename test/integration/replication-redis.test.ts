@@ -16,7 +16,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import type { ReplicationConfig } from '../../src/config/schema.js';
 import { DEFAULT_CONFIG } from '../../src/config/keys.js';
 import { RedisServer, startReplicationGroup } from '../support/redis-server.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 type After = { after: (fn: () => unknown) => void };
 

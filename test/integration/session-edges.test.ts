@@ -15,7 +15,7 @@ import { Redis } from 'ioredis';
 import { RedisServer } from '../support/redis-server.js';
 import { redisWithSidecar, type TestSidecar } from '../support/sidecar.js';
 import { RawClient, exchange, resp } from '../support/raw-client.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';
 import type { DeepPartial } from '../support/sidecar.js';
 import type { SidecarConfig } from '../../src/config/schema.js';

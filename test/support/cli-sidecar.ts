@@ -2,10 +2,11 @@
  * The real CLI as a child process (`node dist/src/cli.js run ...`), as the kubelet runs it:
  * signals, exit codes, elapsed time and the ordered JSON log lines are what tests assert.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './ports.js';
-import { waitFor } from './wait.js';
+import { freePort } from '../../harness/ports.js';
+import { killChild, spawnTracked } from '../../harness/processes.js';
+import { waitFor } from '../../harness/wait.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
@@ -26,11 +27,7 @@ export interface CliSidecar {
   kill(): void;
 }
 
-const live = new Set<ChildProcess>();
 const bracketed = (host: string): string => (host.includes(':') ? `[${host}]` : host);
-process.on('exit', () => {
-  for (const p of live) p.kill('SIGKILL');
-});
 
 /**
  * `launcher` runs the CLI under another program, e.g. ['prlimit', '--nofile=200:200']; `listenHost`
@@ -55,8 +52,7 @@ export async function spawnSidecar(
     ...extraArgs,
   ];
   const [command, ...prefix] = opts.launcher ?? [process.execPath];
-  const proc = spawn(command!, opts.launcher ? [...prefix, process.execPath, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  live.add(proc);
+  const proc = spawnTracked(command!, opts.launcher ? [...prefix, process.execPath, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: LogLine[] = [];
   let partial = '';
   let stderr = '';
@@ -78,7 +74,6 @@ export async function spawnSidecar(
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
     proc.once('exit', (code, signal) => {
-      live.delete(proc);
       resolve({ code, signal, at: Date.now() });
     }),
   );
@@ -95,7 +90,7 @@ export async function spawnSidecar(
     },
     phaseOutcomes: () => logs.filter((l) => typeof l.outcome === 'string' && typeof l.phase === 'string' && l.durationMs !== undefined && l.msg?.startsWith('phase ')).map((l) => [l.phase!, l.outcome!]),
     report: () => logs.find((l) => l.report !== undefined)?.report as Record<string, unknown> | undefined,
-    kill: () => proc.kill('SIGKILL'),
+    kill: () => void killChild(proc),
   };
   let exitedEarly = false;
   void exited.then(() => {
@@ -109,7 +104,7 @@ export async function spawnSidecar(
     },
     { timeoutMs: 15_000, what: 'the sidecar to be ready' },
   ).catch((e: Error) => {
-    proc.kill('SIGKILL');
+    void killChild(proc);
     throw new Error(`${e.message}\nstderr: ${stderr}\nlogs: ${logs.map((l) => JSON.stringify(l)).join('\n')}`);
   });
   return sc;

@@ -2,25 +2,15 @@
  * Real redis-server processes for tests, on free loopback ports, each in its own temp directory.
  * Every process started here is killed when the test process exits, whatever happens.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
-import { freePort } from './ports.js';
+import { freePort } from '../../harness/ports.js';
+import { killChild, spawnTracked, stopChild } from '../../harness/processes.js';
+import { waitFor } from '../../harness/wait.js';
 import { redisServerArgs } from '../../demo/redis-process.js';
-import { waitFor } from './wait.js';
-
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of live) {
-    try {
-      p.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-});
 
 export interface RedisServerOptions {
   password?: string;
@@ -37,7 +27,6 @@ export class RedisServer {
   readonly dir: string;
   readonly proc: ChildProcess;
   private output = '';
-  private exited: Promise<number | null>;
   private paused = false;
 
   private constructor(port: number, dir: string, proc: ChildProcess) {
@@ -47,7 +36,6 @@ export class RedisServer {
     proc.stdout?.on('data', (d: Buffer) => {
       this.output = (this.output + d.toString()).slice(-20_000);
     });
-    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
   }
 
   static async start(opts: RedisServerOptions = {}): Promise<RedisServer> {
@@ -59,9 +47,7 @@ export class RedisServer {
       if (opts.password !== undefined) args.push('--requirepass', opts.password, '--masterauth', opts.password);
       if (opts.replicaOf) args.push('--replicaof', opts.replicaOf.host, String(opts.replicaOf.port));
       if (opts.config) for (let i = 0; i + 1 < opts.config.length; i += 2) args.push(`--${opts.config[i]}`, opts.config[i + 1]!);
-      const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      live.add(proc);
-      proc.once('exit', () => live.delete(proc));
+      const proc = spawnTracked('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       const srv = new RedisServer(port, dir, proc);
       try {
         await waitFor(async () => (proc.exitCode !== null ? Promise.reject(new Error('exited')) : srv.ping(opts.password)), {
@@ -138,17 +124,13 @@ export class RedisServer {
 
   /** SIGKILL, immediately (works on a paused process too). */
   async kill(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
-    await this.exited;
+    await killChild(this.proc);
   }
 
   async stop(): Promise<void> {
     if (this.proc.exitCode === null && this.proc.signalCode === null) {
       if (this.paused) this.resume();
-      this.proc.kill('SIGTERM');
-      const t = setTimeout(() => this.proc.kill('SIGKILL'), 3000);
-      await this.exited;
-      clearTimeout(t);
+      await stopChild(this.proc, 3000);
     }
     rmSync(this.dir, { recursive: true, force: true });
   }

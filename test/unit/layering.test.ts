@@ -38,7 +38,8 @@ function reached(dir: string): Array<{ file: string; specifier: string; top: str
 describe('layering', () => {
   for (const [dir, allowed] of [
     ['src', ['src']],
-    ['demo', ['src', 'demo']],
+    ['harness', ['src', 'harness']],
+    ['demo', ['src', 'harness', 'demo']],
   ] as const) {
     test(`${dir}/ imports only from ${allowed.join(', ')}`, () => {
       const imports = reached(dir);
