@@ -20,7 +20,8 @@ import { PHASES } from '../src/observability/names.js';
 import { httpGet } from '../harness/http.js';
 import { exitCodeOf } from '../harness/processes.js';
 import { waitFor } from '../harness/wait.js';
-import { RedisProcess, callOnce } from './redis-process.js';
+import { callOnce } from '../harness/resp-client.js';
+import { RedisProcess } from './redis-process.js';
 import { SidecarProcess, splitHostPort, waitForReady, type SidecarLogLine } from './run-local.js';
 import { WriteLoad, verifyWrites, type LoadStats, type Verdict } from './load.js';
 

@@ -15,7 +15,7 @@
  */
 import net from 'node:net';
 import RedisParser from 'redis-parser';
-import { RespClient, connectSocket } from './redis-process.js';
+import { RespClient, connectSocket } from '../harness/resp-client.js';
 
 export interface LoadOptions {
   host: string;

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { RedisServer, startReplicationGroup } from '../support/redis-server.js';
 import { spawnSidecar, type CliSidecar } from '../support/cli-sidecar.js';
-import { RawClient, resp } from '../support/raw-client.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';
 import { WriteLoad, verifyWrites } from '../../demo/load.js';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { RedisServer, type RedisServerOptions } from '../support/redis-server.js';
 import { redisWithSidecar, type DeepPartial, type TestSidecar } from '../support/sidecar.js';
-import { RawClient, resp } from '../support/raw-client.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
 import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';
 import { freePort } from '../../harness/ports.js';

@@ -9,7 +9,7 @@ import { startReplicationGroup } from '../support/redis-server.js';
 import { startSidecar } from '../support/sidecar.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';
-import { RawClient, resp } from '../support/raw-client.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
 import { PROMTOOL, missingBinary, promtool } from '../support/prometheus.js';
 import { FRONT_DIRECTIONS, FRONT_REFUSE_REASONS } from '../../src/observability/names.js';
 import { FRONT_PORT_ROLES } from '../../src/replication/pika-ports.js';

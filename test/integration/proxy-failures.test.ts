@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { RedisServer } from '../support/redis-server.js';
 import { redisWithSidecar, startSidecar } from '../support/sidecar.js';
-import { RawClient, resp } from '../support/raw-client.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
 import { freePort } from '../../harness/ports.js';
 import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';

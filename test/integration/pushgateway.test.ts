@@ -11,7 +11,7 @@ import os from 'node:os';
 import { redisWithSidecar } from '../support/sidecar.js';
 import { deferrer } from '../support/defer.js';
 import { freePort } from '../../harness/ports.js';
-import { RawClient, resp } from '../support/raw-client.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
 import { PUSHGATEWAY, PushgatewayProcess, missingBinary } from '../support/prometheus.js';
 import { PUSH_JOB, PUSH_TIMEOUT_MS } from '../../src/observability/pushgateway.js';
 import { EXIT_OK, EXIT_PHASE_FAILED } from '../../src/exit-codes.js';

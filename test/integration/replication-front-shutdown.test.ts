@@ -14,7 +14,7 @@ import { RedisServer } from '../support/redis-server.js';
 import { startSidecar } from '../support/sidecar.js';
 import { deferrer } from '../support/defer.js';
 import { freePikaPort } from '../../harness/ports.js';
-import { RawClient, resp } from '../support/raw-client.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
 import { RawServer, closed, connectRaw } from '../support/raw-stream.js';
 import { shiftedPort } from '../../src/replication/pika-ports.js';
 import { waitFor } from '../../harness/wait.js';

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RedisServer } from '../support/redis-server.js';
 import { redisWithSidecar, type TestSidecar } from '../support/sidecar.js';
-import { RawClient, exchange, resp } from '../support/raw-client.js';
+import { RawClient, exchange, resp } from '../../harness/raw-client.js';
 import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';
 import { redisServerArgs } from '../../demo/redis-process.js';

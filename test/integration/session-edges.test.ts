@@ -14,7 +14,7 @@ import net from 'node:net';
 import { Redis } from 'ioredis';
 import { RedisServer } from '../support/redis-server.js';
 import { redisWithSidecar, type TestSidecar } from '../support/sidecar.js';
-import { RawClient, exchange, resp } from '../support/raw-client.js';
+import { RawClient, exchange, resp } from '../../harness/raw-client.js';
 import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';
 import type { DeepPartial } from '../support/sidecar.js';

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { startReplicationGroup } from '../support/redis-server.js';
 import { spawnSidecar } from '../support/cli-sidecar.js';
 import { WriteLoad, verifyWrites } from '../../demo/load.js';
-import { RespClient } from '../../demo/redis-process.js';
+import { RespClient } from '../../harness/resp-client.js';
 import { PubSubPair, RetryingWriter, TransactionLoop, blockingLoop, neverReader } from './clients.js';
 import { prng } from '../support/prng.js';
 
