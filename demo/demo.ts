@@ -21,8 +21,8 @@ import { httpGet } from '../harness/http.js';
 import { exitCodeOf } from '../harness/processes.js';
 import { waitFor } from '../harness/wait.js';
 import { callOnce } from '../harness/resp-client.js';
-import { RedisProcess } from './redis-process.js';
-import { SidecarProcess, splitHostPort, waitForReady, type SidecarLogLine } from './run-local.js';
+import { RedisServer, type RedisServerOptions } from '../harness/redis-server.js';
+import { DEMO_REDIS, SidecarProcess, splitHostPort, waitForReady, type SidecarLogLine } from './run-local.js';
 import { WriteLoad, verifyWrites, type LoadStats, type Verdict } from './load.js';
 
 export interface DemoOptions {
@@ -95,16 +95,16 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, interrupted]);
   const pause = (ms: number) => guard(sleep(ms, undefined, { signal: ac.signal }));
 
-  let master: RedisProcess | undefined;
-  let replica: RedisProcess | undefined;
+  let master: RedisServer | undefined;
+  let replica: RedisServer | undefined;
   let sidecar: SidecarProcess | undefined;
   let load: WriteLoad | undefined;
   const summary: DemoSummary = { pass: false, exitCode: 1, servers: null, load: null, sidecar: null, timeline: [], verdict: null, pids: [] };
   const events: TimelineRow[] = [];
   // Every redis start, so one that completes after a Ctrl-C is stopped too.
-  const starting: Array<Promise<RedisProcess>> = [];
-  const startRedis = (o: Parameters<typeof RedisProcess.start>[0] = {}) => {
-    const p = RedisProcess.start(o);
+  const starting: Array<Promise<RedisServer>> = [];
+  const startRedis = (o: RedisServerOptions = {}) => {
+    const p = RedisServer.start({ ...DEMO_REDIS, ...o });
     starting.push(p);
     return guard(p);
   };

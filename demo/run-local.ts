@@ -17,7 +17,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { httpGet } from '../harness/http.js';
 import { exitCodeOf, spawnTracked } from '../harness/processes.js';
 import { waitFor } from '../harness/wait.js';
-import { RedisProcess } from './redis-process.js';
+import { RedisServer, type RedisServerOptions } from '../harness/redis-server.js';
+
+/** The demo's servers: quiet; a replica's first sync starts at once (Redis 7 waits 5 s for more replicas by default). */
+export const DEMO_REDIS: RedisServerOptions = { logLevel: 'warning', config: ['repl-diskless-sync-delay', '0'] };
 
 /** One pino line of the sidecar's stdout (the fields the demo reads; the rest pass through). */
 export interface SidecarLogLine {
@@ -170,7 +173,7 @@ export async function runLocal(opts: { env?: NodeJS.ProcessEnv; args?: readonly 
   const adminAddress = env['PIKA_SIDECAR_ADMIN'] ?? '127.0.0.1:9121';
   const redisPort = env['RUN_REDIS_PORT'] !== undefined ? Number(env['RUN_REDIS_PORT']) : undefined;
 
-  const redis = await RedisProcess.start(redisPort !== undefined ? { port: redisPort } : {});
+  const redis = await RedisServer.start(redisPort !== undefined ? { ...DEMO_REDIS, port: redisPort } : DEMO_REDIS);
   let sidecar: SidecarProcess | undefined;
   let signals = 0;
   let signalled: () => void = () => undefined;

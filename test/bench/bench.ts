@@ -18,7 +18,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { idleMemoryPerSession, measureSidecarDrain, type DrainResult } from './idle-sessions.js';
 import { atExit, installCleanupHandlers, LOOPBACK } from './processes.js';
 import { renderReport } from './render.js';

@@ -3,7 +3,7 @@
  * of them after SIGTERM (a fresh sidecar: every client closed, then the process exit).
  */
 import net from 'node:net';
-import type { RedisServer } from '../support/redis-server.js';
+import type { RedisServer } from '../../harness/redis-server.js';
 import { httpGet } from '../../harness/http.js';
 import { exitWithin, stopChild } from '../../harness/processes.js';
 import { atExit, LOOPBACK, rssBytes } from './processes.js';

@@ -9,7 +9,7 @@
  */
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { spawnSidecar } from '../support/cli-sidecar.js';
 import { resp } from '../../harness/raw-client.js';
 

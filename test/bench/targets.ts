@@ -1,6 +1,6 @@
 /** The bench's targets: one redis-server reached directly, through bare pipes, peer proxies and sidecars. */
 import { fileURLToPath } from 'node:url';
-import type { RedisServer } from '../support/redis-server.js';
+import type { RedisServer } from '../../harness/redis-server.js';
 import { freePort } from '../../harness/ports.js';
 import { HAPROXY_BIN, NUTCRACKER_BIN, startHaproxy, startTwemproxy } from './peers.js';
 import { haveBinary, spawnTracked, stopChild, tail, whenReady } from '../../harness/processes.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../../harness/wait.js';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { demoKey, demoValue, verifyWrites } from '../../demo/load.js';
 
 // dist/test/e2e/demo.test.js -> dist/demo/demo.js

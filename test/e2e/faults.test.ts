@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { RedisServer, startReplicationGroup } from '../support/redis-server.js';
+import { RedisServer, startReplicationGroup } from '../../harness/redis-server.js';
 import { spawnSidecar, type CliSidecar } from '../support/cli-sidecar.js';
 import { RawClient, resp } from '../../harness/raw-client.js';
 import { deferrer } from '../support/defer.js';

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { CLI, spawnSidecar, type CliSidecar } from '../support/cli-sidecar.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';

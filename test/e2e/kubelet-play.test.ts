@@ -30,7 +30,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { startReplicationGroup } from '../support/redis-server.js';
+import { startReplicationGroup } from '../../harness/redis-server.js';
 import { freePikaPort } from '../../harness/ports.js';
 import { RawServer, closed, connectRaw } from '../support/raw-stream.js';
 import { shiftedPort } from '../../src/replication/pika-ports.js';

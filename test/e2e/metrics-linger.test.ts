@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { CLI, spawnSidecar } from '../support/cli-sidecar.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
-import { startReplicationGroup } from '../support/redis-server.js';
+import { startReplicationGroup } from '../../harness/redis-server.js';
 import { spawnSidecar } from '../support/cli-sidecar.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';

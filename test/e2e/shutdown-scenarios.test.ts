@@ -8,7 +8,7 @@ import { mkdtempSync, existsSync, writeFileSync, readFileSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
-import { startReplicationGroup, type RedisServer } from '../support/redis-server.js';
+import { startReplicationGroup, type RedisServer } from '../../harness/redis-server.js';
 import { spawnSidecar, type CliSidecar } from '../support/cli-sidecar.js';
 import { RawClient, resp } from '../../harness/raw-client.js';
 import { deferrer } from '../support/defer.js';

@@ -5,7 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { redisWithSidecar, startSidecar } from '../support/sidecar.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';

@@ -7,7 +7,7 @@
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RedisServer, type RedisServerOptions } from '../support/redis-server.js';
+import { RedisServer, type RedisServerOptions } from '../../harness/redis-server.js';
 import { redisWithSidecar, type DeepPartial, type TestSidecar } from '../support/sidecar.js';
 import { RawClient, resp } from '../../harness/raw-client.js';
 import { waitFor } from '../../harness/wait.js';

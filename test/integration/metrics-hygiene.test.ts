@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startReplicationGroup } from '../support/redis-server.js';
+import { startReplicationGroup } from '../../harness/redis-server.js';
 import { startSidecar } from '../support/sidecar.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';

@@ -5,7 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { redisWithSidecar, startSidecar } from '../support/sidecar.js';
 import { RawClient, resp } from '../../harness/raw-client.js';
 import { freePort } from '../../harness/ports.js';

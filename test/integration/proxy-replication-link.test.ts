@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { startSidecar } from '../support/sidecar.js';
 import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';

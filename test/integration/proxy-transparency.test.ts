@@ -5,7 +5,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { RawClient, exchange, resp } from '../../harness/raw-client.js';
 import { waitFor } from '../../harness/wait.js';

@@ -10,7 +10,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { startSidecar } from '../support/sidecar.js';
 import { deferrer } from '../support/defer.js';
 import { freePikaPort } from '../../harness/ports.js';

@@ -12,7 +12,7 @@ import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Redis } from 'ioredis';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { redisWithSidecar, type TestSidecar } from '../support/sidecar.js';
 import { RawClient, exchange, resp } from '../../harness/raw-client.js';
 import { waitFor } from '../../harness/wait.js';

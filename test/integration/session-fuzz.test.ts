@@ -16,7 +16,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { RawClient, resp } from '../../harness/raw-client.js';
 import { waitFor } from '../../harness/wait.js';
