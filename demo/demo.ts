@@ -22,7 +22,8 @@ import { exitCodeOf } from '../harness/processes.js';
 import { waitFor } from '../harness/wait.js';
 import { callOnce } from '../harness/resp-client.js';
 import { RedisServer, type RedisServerOptions } from '../harness/redis-server.js';
-import { DEMO_REDIS, SidecarProcess, splitHostPort, waitForReady, type SidecarLogLine } from './run-local.js';
+import { SidecarProcess, type LogLine } from '../harness/sidecar-process.js';
+import { DEMO_REDIS, splitHostPort } from './run-local.js';
 import { WriteLoad, verifyWrites, type LoadStats, type Verdict } from './load.js';
 
 export interface DemoOptions {
@@ -124,21 +125,22 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
       backend: master.address,
       args: ['--announce-delay', ANNOUNCE_DELAY, '--log-level', 'info'],
       env,
+      maxLines: 5000,
     });
     if (sidecar.pid !== undefined) summary.pids.push(sidecar.pid);
     const started = sidecar;
     const startLine = await guard(
       waitFor(
         () => {
-          if (!started.running) throw new Error(`the sidecar exited during start-up${started.stderr ? `:\n${started.stderr.trim()}` : ''}`);
-          return started.lines.find((l) => l.msg === 'pika-sidecar started');
+          if (!started.running) throw new Error(`the sidecar exited during start-up${started.stderr() ? `:\n${started.stderr().trim()}` : ''}`);
+          return started.logs.find((l) => l.msg === 'pika-sidecar started');
         },
         { timeoutMs: 15_000, what: "the sidecar's start-up log line" },
       ),
     );
     const listenAt = splitHostPort(String(startLine['listen']));
     const adminAt = splitHostPort(String(startLine['admin']));
-    await guard(waitForReady(sidecar, adminAt));
+    await guard(sidecar.waitReady(adminAt));
     summary.servers = {
       master: master.address,
       replica: replica.address,
@@ -199,12 +201,12 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
 
       const stats = load.stats();
       summary.load = { ...stats, acknowledgedAfterSigterm: stats.acknowledged - ackedAtSigterm };
-      const report = findReport(sidecar.lines);
+      const report = findReport(sidecar.logs);
       summary.sidecar = { exitCode: exit.code, signal: exit.signal, killed: exit.killed, report };
       const abandoned = num(report?.['commandsAbandoned']);
       const exitEvent = events.find((e) => e.what.startsWith('sidecar exited'));
       if (exitEvent && abandoned !== undefined) exitEvent.what += ` (${fmt(abandoned)} commands abandoned)`;
-      summary.timeline = buildTimeline(sidecar.lines, report, sigtermAt, summary.load.acknowledgedAfterSigterm).concat(events).sort((a, b) => a.atMs - b.atMs);
+      summary.timeline = buildTimeline(sidecar.logs, report, sigtermAt, summary.load.acknowledgedAfterSigterm).concat(events).sort((a, b) => a.atMs - b.atMs);
       if (!json) {
         out(
           stats.openConnections === 0
@@ -256,7 +258,7 @@ async function resumeWhenWaitedFor(sidecar: SidecarProcess, sigtermAt: number, s
   try {
     await sleep(STALL_AFTER_SIGTERM_MS, undefined, { signal });
     const syncStarted = () => {
-      const line = sidecar.lines.find((l) => l.msg === 'phase replication_sync started');
+      const line = sidecar.logs.find((l) => l.msg === 'phase replication_sync started');
       return typeof line?.time === 'string' ? Date.parse(line.time) : undefined;
     };
     await waitFor(
@@ -380,7 +382,7 @@ class ProgressLine {
 
 // ─── the timeline, from the sidecar's log ────────────────────────────────────────────────────────
 
-function findReport(lines: readonly SidecarLogLine[]): Record<string, unknown> | null {
+function findReport(lines: readonly LogLine[]): Record<string, unknown> | null {
   for (let i = lines.length - 1; i >= 0; i--) {
     const r = lines[i]?.['report'];
     if (typeof r === 'object' && r !== null) return r as Record<string, unknown>;
@@ -396,7 +398,7 @@ interface PhaseRecordLike {
 }
 
 /** One row per phase: its start from the `phase X started` line, the rest from the report (or the finish line). */
-export function buildTimeline(lines: readonly SidecarLogLine[], report: Record<string, unknown> | null, sigtermAt: number, ackedInIntercept: number): TimelineRow[] {
+export function buildTimeline(lines: readonly LogLine[], report: Record<string, unknown> | null, sigtermAt: number, ackedInIntercept: number): TimelineRow[] {
   const startOf = new Map<string, number>();
   const finished = new Map<string, PhaseRecordLike>();
   for (const l of lines) {

@@ -9,160 +9,21 @@
  *   RUN_REDIS_PORT       the redis-server's port     (default: a free one)
  *   extra arguments      passed to `pika-sidecar run` (e.g. --announce-delay 1s --log-level debug)
  *
- * Also home of SidecarProcess, the sidecar as a child process (`node dist/src/cli.js run ...`),
- * which the demo uses too.
+ * The sidecar is harness/sidecar-process.ts's SidecarProcess (`node dist/src/cli.js run ...`).
  */
-import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { httpGet } from '../harness/http.js';
-import { exitCodeOf, spawnTracked } from '../harness/processes.js';
-import { waitFor } from '../harness/wait.js';
+import { pathToFileURL } from 'node:url';
+import { exitCodeOf } from '../harness/processes.js';
 import { RedisServer, type RedisServerOptions } from '../harness/redis-server.js';
+import { SidecarProcess, type SidecarExit } from '../harness/sidecar-process.js';
 
 /** The demo's servers: quiet; a replica's first sync starts at once (Redis 7 waits 5 s for more replicas by default). */
 export const DEMO_REDIS: RedisServerOptions = { logLevel: 'warning', config: ['repl-diskless-sync-delay', '0'] };
-
-/** One pino line of the sidecar's stdout (the fields the demo reads; the rest pass through). */
-export interface SidecarLogLine {
-  time?: string;
-  level?: string;
-  msg?: string;
-  component?: string;
-  phase?: string;
-  [field: string]: unknown;
-}
-
-export interface SidecarExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-export interface SidecarProcessOptions {
-  listen: string;
-  backend: string;
-  admin: string;
-  /** More `run` flags (--announce-delay 1s ...). */
-  args?: readonly string[];
-  /** Each stdout line as it arrives, parsed when it is JSON. */
-  onLine?: (raw: string, parsed: SidecarLogLine | undefined) => void;
-  /** Each stderr chunk as it arrives (it is also kept, see `stderr`). */
-  onStderr?: (chunk: string) => void;
-  /** Environment for the child (default: this process's). */
-  env?: NodeJS.ProcessEnv;
-}
-
-const CLI_PATH = fileURLToPath(new URL('../src/cli.js', import.meta.url));
-const MAX_KEPT_LINES = 5000;
-
-/** The sidecar (`pika-sidecar run`) as a child process in its own process group. */
-export class SidecarProcess {
-  /** Every JSON log line so far (the last MAX_KEPT_LINES). */
-  readonly lines: SidecarLogLine[] = [];
-  readonly exited: Promise<SidecarExit>;
-  private stderrText = '';
-  private partial = '';
-
-  private constructor(
-    readonly proc: ChildProcess,
-    private readonly onLine: SidecarProcessOptions['onLine'],
-    onStderr: SidecarProcessOptions['onStderr'],
-  ) {
-    proc.stdout?.setEncoding('utf8');
-    proc.stdout?.on('data', (chunk: string) => this.onStdout(chunk));
-    proc.stderr?.setEncoding('utf8');
-    proc.stderr?.on('data', (chunk: string) => {
-      this.stderrText = (this.stderrText + chunk).slice(-8000);
-      onStderr?.(chunk);
-    });
-    this.exited = new Promise((resolve) => {
-      proc.once('exit', (code, signal) => resolve({ code, signal }));
-      proc.once('error', () => resolve({ code: proc.exitCode ?? 127, signal: null }));
-    });
-  }
-
-  static start(opts: SidecarProcessOptions): SidecarProcess {
-    const args = [CLI_PATH, 'run', '--listen', opts.listen, '--backend', opts.backend, '--admin', opts.admin, ...(opts.args ?? [])];
-    const proc = spawnTracked(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
-    return new SidecarProcess(proc, opts.onLine, opts.onStderr);
-  }
-
-  get pid(): number | undefined {
-    return this.proc.pid;
-  }
-
-  get running(): boolean {
-    return this.proc.exitCode === null && this.proc.signalCode === null;
-  }
-
-  /** The sidecar's stderr (usually empty; start-up failures land here). */
-  get stderr(): string {
-    return this.stderrText;
-  }
-
-  private onStdout(chunk: string): void {
-    const text = this.partial + chunk;
-    const parts = text.split('\n');
-    this.partial = parts.pop() ?? '';
-    for (const raw of parts) {
-      if (raw.length === 0) continue;
-      let parsed: SidecarLogLine | undefined;
-      try {
-        const v: unknown = JSON.parse(raw);
-        if (typeof v === 'object' && v !== null) parsed = v as SidecarLogLine;
-      } catch {
-        parsed = undefined;
-      }
-      if (parsed) {
-        this.lines.push(parsed);
-        if (this.lines.length > MAX_KEPT_LINES) this.lines.shift();
-      }
-      this.onLine?.(raw, parsed);
-    }
-  }
-
-  /** Sends a signal; false when the process is already gone. */
-  signal(sig: NodeJS.Signals): boolean {
-    if (!this.running) return false;
-    return this.proc.kill(sig);
-  }
-
-  /** Waits for the exit at most `timeoutMs`; then SIGKILLs it. `killed` says which happened. */
-  async waitForExit(timeoutMs: number): Promise<SidecarExit & { killed: boolean }> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      // Unref'd: the child's own handle keeps the loop alive while it runs.
-      timer = setTimeout(() => resolve('late'), timeoutMs).unref();
-    });
-    const first = await Promise.race([this.exited, late]);
-    clearTimeout(timer);
-    if (first !== 'late') return { ...first, killed: false };
-    this.signal('SIGKILL');
-    return { ...(await this.exited), killed: true };
-  }
-
-  /** Cleanup: SIGKILL if still running, and wait for it. */
-  async kill(): Promise<void> {
-    this.signal('SIGKILL');
-    await this.exited;
-  }
-}
 
 /** Splits "host:port" (IPv6 in brackets or bare). */
 export function splitHostPort(address: string): { host: string; port: number } {
   const i = address.lastIndexOf(':');
   const host = address.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '127.0.0.1';
   return { host: host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host, port: Number(address.slice(i + 1)) };
-}
-
-/** Waits until the sidecar answers GET /readyz with 200 (bounded); fails at once if it exits. */
-export async function waitForReady(sidecar: SidecarProcess, admin: { host: string; port: number }, timeoutMs = 15_000): Promise<void> {
-  await waitFor(
-    async () => {
-      if (!sidecar.running) throw new Error(`the sidecar exited during start-up${sidecar.stderr ? `: ${sidecar.stderr.trim()}` : ''}`);
-      return (await httpGet(admin.host, admin.port, '/readyz', 500)).status === 200;
-    },
-    { timeoutMs, what: 'the sidecar to report ready (GET /readyz 200)' },
-  );
 }
 
 /** `make run`. Resolves with the sidecar's exit code. */
@@ -196,6 +57,7 @@ export async function runLocal(opts: { env?: NodeJS.ProcessEnv; args?: readonly 
       admin: adminAddress,
       args: opts.args ?? [],
       env,
+      maxLines: 5000,
       // Foreground: the sidecar's log goes to this process's stdout as it comes.
       onLine: (raw) => process.stdout.write(`${raw}\n`),
       onStderr: (chunk) => process.stderr.write(chunk),
@@ -203,7 +65,7 @@ export async function runLocal(opts: { env?: NodeJS.ProcessEnv; args?: readonly 
     const listenAt = splitHostPort(listen);
     const adminAt = splitHostPort(adminAddress);
     try {
-      await waitForReady(sidecar, adminAt);
+      await sidecar.waitReady(adminAt);
       out(
         [
           '',

@@ -8,7 +8,7 @@ import { httpGet } from '../../harness/http.js';
 import { exitWithin, stopChild } from '../../harness/processes.js';
 import { atExit, LOOPBACK, rssBytes } from './processes.js';
 import type { BenchSettings } from './settings.js';
-import { startSidecarProcess, type SidecarProcess } from './sidecar-process.js';
+import { startSidecarProcess, type BenchSidecar } from './sidecar-process.js';
 import type { Target } from './targets.js';
 
 /** Flags of the sidecar measured with idle sessions: no announce delay, no metrics linger. */
@@ -82,7 +82,7 @@ export async function idleMemoryPerSession(target: Target, sessions: number): Pr
 }
 
 /** RSS (and heap used) as the sidecar's /metrics reports it; /proc as the fallback for RSS. */
-async function sidecarMemory(s: SidecarProcess): Promise<{ rss: number; heap: number | undefined; source: string }> {
+async function sidecarMemory(s: BenchSidecar): Promise<{ rss: number; heap: number | undefined; source: string }> {
   const metric = (text: string, name: string): number | undefined => {
     const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text);
     return m === null ? undefined : Number(m[1]);

@@ -10,7 +10,7 @@
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { RedisServer } from '../../harness/redis-server.js';
-import { spawnSidecar } from '../support/cli-sidecar.js';
+import { spawnSidecar } from '../../harness/sidecar-process.js';
 import { resp } from '../../harness/raw-client.js';
 
 const SECONDS = Number(process.env['FLOOD_SECONDS'] ?? '15');

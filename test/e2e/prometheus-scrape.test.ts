@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { startReplicationGroup } from '../../harness/redis-server.js';
-import { spawnSidecar } from '../support/cli-sidecar.js';
+import { spawnSidecar } from '../../harness/sidecar-process.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';
 import { Deployment } from '../support/kubelet.js';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { startReplicationGroup, type RedisServer } from '../../harness/redis-server.js';
-import { spawnSidecar, type CliSidecar } from '../support/cli-sidecar.js';
+import { spawnSidecar, type CliSidecar } from '../../harness/sidecar-process.js';
 import { RawClient, resp } from '../../harness/raw-client.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';

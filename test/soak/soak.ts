@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startReplicationGroup } from '../../harness/redis-server.js';
-import { spawnSidecar } from '../support/cli-sidecar.js';
+import { spawnSidecar } from '../../harness/sidecar-process.js';
 import { WriteLoad, verifyWrites } from '../../demo/load.js';
 import { RespClient } from '../../harness/resp-client.js';
 import { PubSubPair, RetryingWriter, TransactionLoop, blockingLoop, neverReader } from './clients.js';
