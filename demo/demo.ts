@@ -4,7 +4,7 @@
  *   1. a redis master and one replica (free loopback ports, temp dirs, no persistence);
  *   2. the sidecar as a child process in front of the master (announce delay 1 s, other budgets
  *      default), until GET /readyz answers 200;
- *   3. a pipelined write load through the sidecar (load.ts), with one progress line;
+ *   3. a pipelined write load through the sidecar (harness/write-load.ts), with one progress line;
  *   4. after 3 s the replica is stalled (SIGSTOP), 0.3 s later the sidecar gets SIGTERM while the
  *      load keeps writing, 1.5 s after that the replica resumes (SIGCONT);
  *   5. the sidecar exits by itself (bounded: 60 s, then SIGKILL and a failure);
@@ -24,7 +24,7 @@ import { callOnce } from '../harness/resp-client.js';
 import { RedisServer, type RedisServerOptions } from '../harness/redis-server.js';
 import { SidecarProcess, type LogLine } from '../harness/sidecar-process.js';
 import { DEMO_REDIS, splitHostPort } from './run-local.js';
-import { WriteLoad, verifyWrites, type LoadStats, type Verdict } from './load.js';
+import { WriteLoad, verifyWrites, type LoadStats, type Verdict } from '../harness/write-load.js';
 
 export interface DemoOptions {
   /** Where each output line goes (default: stdout). */

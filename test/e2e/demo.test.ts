@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../../harness/wait.js';
 import { RedisServer } from '../../harness/redis-server.js';
-import { demoKey, demoValue, verifyWrites } from '../../demo/load.js';
+import { demoKey, demoValue, verifyWrites } from '../../harness/write-load.js';
 
 // dist/test/e2e/demo.test.js -> dist/demo/demo.js
 const DEMO = fileURLToPath(new URL('../../demo/demo.js', import.meta.url));

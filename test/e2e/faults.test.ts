@@ -13,7 +13,7 @@ import { spawnSidecar, type CliSidecar } from '../../harness/sidecar-process.js'
 import { RawClient, resp } from '../../harness/raw-client.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';
-import { WriteLoad, verifyWrites } from '../../demo/load.js';
+import { WriteLoad, verifyWrites } from '../../harness/write-load.js';
 
 type Defer = ReturnType<typeof deferrer>;
 /** intercept 1s + drain 2s + close_clients 1s + replication_sync 3s + release 1s = 8s <= deadline 10s. */

@@ -18,7 +18,7 @@ import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';
 import { Deployment } from '../support/kubelet.js';
 import { PROMETHEUS, Prometheus, missingBinary, type PromSample } from '../support/prometheus.js';
-import { WriteLoad } from '../../demo/load.js';
+import { WriteLoad } from '../../harness/write-load.js';
 import { SHUTDOWN_STATES } from '../../src/observability/names.js';
 
 const SCRAPE_MS = 100;

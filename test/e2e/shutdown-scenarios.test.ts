@@ -13,7 +13,7 @@ import { spawnSidecar, type CliSidecar } from '../../harness/sidecar-process.js'
 import { RawClient, resp } from '../../harness/raw-client.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';
-import { WriteLoad, verifyWrites } from '../../demo/load.js';
+import { WriteLoad, verifyWrites } from '../../harness/write-load.js';
 
 const PHASE_ORDER = ['intercept', 'drain', 'close_clients', 'replication_sync', 'release'];
 

@@ -1,5 +1,5 @@
 /**
- * The soak's mixed clients, beside demo/load.ts's pipelined writers. Each keeps a ledger the
+ * The soak's mixed clients, beside harness/write-load.ts's pipelined writers. Each keeps a ledger the
  * soak checks against the servers afterwards:
  *   RetryingWriter   reconnects and retries unanswered SETs; every attempt writes its own key
  *                    (`soak:rc:<id>:<attempt>`), so a phantom execution of any attempt is visible

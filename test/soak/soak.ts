@@ -1,6 +1,6 @@
 /**
  * `make soak`: a bounded random soak of the whole exit. Each run starts a master, a replica and the
- * sidecar (the CLI as a child process), puts mixed load through it (demo/load.ts's pipelined
+ * sidecar (the CLI as a child process), puts mixed load through it (harness/write-load.ts's pipelined
  * writers, a reconnecting writer that retries unanswered commands, MULTI/EXEC, pub/sub, BLPOP, one
  * client that never reads), and at a random moment triggers the shutdown by one of SIGTERM,
  * POST /drain, the trigger file and GET /drain/gate. After the exit it checks that no acknowledged
@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startReplicationGroup } from '../../harness/redis-server.js';
 import { spawnSidecar } from '../../harness/sidecar-process.js';
-import { WriteLoad, verifyWrites } from '../../demo/load.js';
+import { WriteLoad, verifyWrites } from '../../harness/write-load.js';
 import { RespClient } from '../../harness/resp-client.js';
 import { PubSubPair, RetryingWriter, TransactionLoop, blockingLoop, neverReader } from './clients.js';
 import { prng } from '../support/prng.js';
