@@ -130,12 +130,15 @@ export function exitCodeOf(exit: ChildExit): number {
   return 128 + (exit.signal !== null ? (signals[exit.signal] ?? 0) : 0);
 }
 
-/** Keeps the last `max` characters of a stream, for error messages. */
-export function tail(stream: NodeJS.ReadableStream | null | undefined, max = 8000): () => string {
+type Stream = NodeJS.ReadableStream | null | undefined;
+
+/** Keeps the last `max` characters of a stream (or of several, interleaved as they come), for error messages. */
+export function tail(streams: Stream | readonly Stream[], max = 8000): () => string {
   let text = '';
-  stream?.on('data', (d: Buffer | string) => {
+  const keep = (d: Buffer | string): void => {
     text = (text + d.toString()).slice(-max);
-  });
+  };
+  for (const stream of Array.isArray(streams) ? streams : [streams]) stream?.on('data', keep);
   return () => text;
 }
 

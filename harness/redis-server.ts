@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { freePort } from './ports.js';
-import { isRunning, killChild, signalChild, spawnTracked, stopChild } from './processes.js';
+import { isRunning, killChild, signalChild, spawnTracked, stopChild, tail } from './processes.js';
 import { waitFor } from './wait.js';
 
 /**
@@ -47,7 +47,7 @@ const NOT_INSTALLED = 'redis-server is not installed; `make deps` installs it (a
 
 export class RedisServer {
   readonly host = '127.0.0.1';
-  private output = '';
+  private readonly output: () => string;
   private paused = false;
 
   private constructor(
@@ -55,11 +55,7 @@ export class RedisServer {
     readonly dir: string,
     readonly proc: ChildProcess,
   ) {
-    const keep = (d: Buffer) => {
-      this.output = (this.output + d.toString()).slice(-20_000);
-    };
-    proc.stdout?.on('data', keep);
-    proc.stderr?.on('data', keep);
+    this.output = tail([proc.stdout, proc.stderr], 20_000);
   }
 
   /** Starts redis-server and waits (at most 10 s) until it answers PING. Retries on a port race. */
@@ -88,7 +84,7 @@ export class RedisServer {
         ]);
         return srv;
       } catch (err) {
-        lastErr = new Error(`${(err as Error).message}${srv.output ? `\n${srv.output}` : ''}`);
+        lastErr = new Error(`${(err as Error).message}${srv.log ? `\n${srv.log}` : ''}`);
         await srv.stop();
         if ((err as Error).message === NOT_INSTALLED) break;
       }
@@ -102,7 +98,7 @@ export class RedisServer {
 
   /** The server's recent output (stdout and stderr), for error messages. */
   get log(): string {
-    return this.output;
+    return this.output();
   }
 
   get running(): boolean {

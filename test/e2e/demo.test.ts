@@ -10,19 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { waitFor } from '../../harness/wait.js';
 import { RedisServer } from '../../harness/redis-server.js';
 import { demoKey, demoValue, verifyWrites } from '../../harness/write-load.js';
+import type { TimelineRow } from '../../demo/demo.js';
 
 // dist/test/e2e/demo.test.js -> dist/demo/demo.js
 const DEMO = fileURLToPath(new URL('../../demo/demo.js', import.meta.url));
 const PHASE_ORDER = ['intercept', 'drain', 'close_clients', 'replication_sync', 'release'];
 
-interface Row {
-  atMs: number;
-  kind: 'phase' | 'event';
-  phase?: string;
-  durationMs?: number;
-  outcome?: string;
-  what: string;
-}
+type Row = TimelineRow;
 
 interface Summary {
   pass: boolean;

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../harness/ports.js';
-import { spawnTracked, stopChild } from '../../harness/processes.js';
+import { spawnTracked, stopChild, tail } from '../../harness/processes.js';
 import { waitFor } from '../../harness/wait.js';
 
 export const PROMETHEUS = 'prometheus';
@@ -31,20 +31,16 @@ export function promtool(args: string[], input?: string): { code: number | null;
 }
 
 class ManagedProcess {
-  private output = '';
+  private readonly output: () => string;
   constructor(
     readonly proc: ChildProcess,
     readonly dir: string,
   ) {
-    const keep = (d: Buffer) => {
-      this.output = (this.output + d.toString()).slice(-20_000);
-    };
-    proc.stdout?.on('data', keep);
-    proc.stderr?.on('data', keep);
+    this.output = tail([proc.stdout, proc.stderr], 20_000);
   }
 
   get log(): string {
-    return this.output;
+    return this.output();
   }
 
   async stop(): Promise<void> {
