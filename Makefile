@@ -32,10 +32,10 @@ bench: deps ## redis-benchmark in interleaved rounds: direct, bare Node.js pipes
 	npm run bench
 
 run: build ## the sidecar in front of a local redis-server it starts itself
-	node dist/src/demo/run-local.js
+	node dist/demo/run-local.js
 
 demo: build ## the full exit demo: master + replica, load, SIGTERM, verdict
-	node dist/src/demo/demo.js
+	node dist/demo/demo.js
 
 docs: deps ## regenerate docs/reference.md from the code, and docs/img/shutdown.svg from the recorded scrape
 	npm run docs

@@ -1,4 +1,4 @@
-// ESLint flat config: typescript-eslint's recommended rules over src/ and test/.
+// ESLint flat config: typescript-eslint's recommended rules over src/, harness/, demo/ and test/.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 

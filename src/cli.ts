@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * pika-sidecar's command line (yargs), and the only file of the product that calls process.exit
- * (the demo's entry points in src/demo/ are the others): every command resolves to an exit code,
+ * (the demo's entry points in demo/ are the others): every command resolves to an exit code,
  * and the process exits with it once output is flushed.
  *
  *   run (default)  load the configuration and run the sidecar; exits with the sidecar's code (design §4)
@@ -227,8 +227,8 @@ async function statusCommand(argv: Record<string, unknown>): Promise<number> {
 }
 
 async function demoCommand(): Promise<number> {
-  // Resolved at run time: the demo module may be absent from a build.
-  const href = new URL('./demo/demo.js', import.meta.url).href;
+  // Resolved at run time (dist/src/cli.js -> dist/demo/demo.js): the production image has no demo/.
+  const href = new URL('../demo/demo.js', import.meta.url).href;
   let demo: { runDemo(): Promise<number> };
   try {
     demo = (await import(href)) as { runDemo(): Promise<number> };

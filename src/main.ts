@@ -2,7 +2,7 @@
  * Composition root: builds the components from a validated config, wires the triggers (signals,
  * HTTP, gate, trigger file) to the shutdown coordinator, and resolves with the exit code once the
  * shutdown's `release` is done. It never calls process.exit: the entry points do (src/cli.ts, and
- * the demo's own).
+ * the demo's own in demo/).
  */
 import { Registry } from 'prom-client';
 import os from 'node:os';

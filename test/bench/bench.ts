@@ -18,7 +18,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
+import { CLI } from '../../harness/sidecar-process.js';
 import { idleMemoryPerSession, measureSidecarDrain, type DrainResult } from './idle-sessions.js';
 import { atExit, installCleanupHandlers, LOOPBACK } from './processes.js';
 import { renderReport } from './render.js';
@@ -26,7 +27,6 @@ import { runRounds } from './rounds.js';
 import { readSettings, type TargetName } from './settings.js';
 import { missingBinary, startTarget, type Skipped, type Target } from './targets.js';
 
-const SIDECAR_CLI_JS = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const RESULTS_MD = fileURLToPath(new URL('../../bench-results.md', import.meta.url));
 
 function log(line: string): void {
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const loadAtStart = os.loadavg()[0] ?? 0;
   installCleanupHandlers(log);
-  const settings = readSettings(process.env, SIDECAR_CLI_JS);
+  const settings = readSettings(process.env, CLI);
   log(`targets ${settings.targets.join(', ')}; ${settings.rounds} rounds; request scale ${settings.scale}`);
   // maxclients above the idle sessions plus the sidecar's pool and control connection.
   const redis = await RedisServer.start({ config: ['maxclients', '12000'] });

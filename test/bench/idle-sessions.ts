@@ -3,10 +3,12 @@
  * of them after SIGTERM (a fresh sidecar: every client closed, then the process exit).
  */
 import net from 'node:net';
-import type { RedisServer } from '../support/redis-server.js';
-import { atExit, exitOf, httpGet, LOOPBACK, rssBytes, stopProcess } from './processes.js';
+import type { RedisServer } from '../../harness/redis-server.js';
+import { httpGet } from '../../harness/http.js';
+import { exitWithin, stopChild } from '../../harness/processes.js';
+import { atExit, LOOPBACK, rssBytes } from './processes.js';
 import type { BenchSettings } from './settings.js';
-import { startSidecarProcess, type SidecarProcess } from './sidecar-process.js';
+import { startSidecarProcess, type BenchSidecar } from './sidecar-process.js';
 import type { Target } from './targets.js';
 
 /** Flags of the sidecar measured with idle sessions: no announce delay, no metrics linger. */
@@ -80,14 +82,14 @@ export async function idleMemoryPerSession(target: Target, sessions: number): Pr
 }
 
 /** RSS (and heap used) as the sidecar's /metrics reports it; /proc as the fallback for RSS. */
-async function sidecarMemory(s: SidecarProcess): Promise<{ rss: number; heap: number | undefined; source: string }> {
+async function sidecarMemory(s: BenchSidecar): Promise<{ rss: number; heap: number | undefined; source: string }> {
   const metric = (text: string, name: string): number | undefined => {
     const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text);
     return m === null ? undefined : Number(m[1]);
   };
   let text = '';
   try {
-    text = (await httpGet(s.adminPort, '/metrics')).body;
+    text = (await httpGet(LOOPBACK, s.adminPort, '/metrics', 2000)).body;
   } catch {
     /* fall back to /proc below */
   }
@@ -121,7 +123,7 @@ export async function measureSidecarDrain(redis: RedisServer, settings: BenchSet
       });
     }
     s.proc.kill('SIGTERM');
-    const exit = await exitOf(s.proc, 60_000);
+    const exit = await exitWithin(s.proc, 60_000);
     const exitMs = exit === undefined ? undefined : performance.now() - t0;
     const closedBeforeExit = closed;
     const phases = shutdownPhases(s.output());
@@ -142,7 +144,7 @@ export async function measureSidecarDrain(redis: RedisServer, settings: BenchSet
       phases,
     };
   } finally {
-    await stopProcess(s.proc, 2000);
+    await stopChild(s.proc, 2000);
   }
 }
 

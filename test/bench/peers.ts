@@ -6,8 +6,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../support/ports.js';
-import { atExit, canConnect, haveBinary, LOOPBACK, spawnTracked, stopProcess, tail, whenReady } from './processes.js';
+import { freePort } from '../../harness/ports.js';
+import { haveBinary, spawnTracked, stopChild, tail, whenReady } from '../../harness/processes.js';
+import { atExit, canConnect, LOOPBACK } from './processes.js';
 
 export const HAPROXY_BIN = process.env.BENCH_HAPROXY ?? (haveBinary('haproxy') ? 'haproxy' : '/usr/sbin/haproxy');
 export const NUTCRACKER_BIN = process.env.BENCH_NUTCRACKER ?? (haveBinary('nutcracker') ? 'nutcracker' : '/usr/sbin/nutcracker');
@@ -67,7 +68,7 @@ async function startPeer(what: string, bin: string, port: number, config: string
   try {
     await whenReady(proc, () => canConnect(port), `${what} on port ${port}`, 10_000);
   } catch (e) {
-    await stopProcess(proc, 1000);
+    await stopChild(proc, 1000);
     removeDir();
     throw new Error(`${(e as Error).message}\n${err()}${output()}\nconfig:\n${config}`);
   }
@@ -76,7 +77,7 @@ async function startPeer(what: string, bin: string, port: number, config: string
     pid: proc.pid,
     command,
     stop: async () => {
-      await stopProcess(proc, 3000);
+      await stopChild(proc, 3000);
       removeDir();
     },
   };

@@ -1,14 +1,11 @@
 /**
- * The bench's child processes and the small probes it runs against them. Children are tracked by
- * the project's one "kill my children on exit" hook (src/demo/redis-process.ts `track`); a signal
+ * The bench's cleanups and the small probes it runs against its children. The children themselves
+ * are started with harness/processes.ts (spawnTracked), whose one exit hook kills them; a signal
  * runs the bench's other cleanups (temp dirs, sockets) and exits, which fires that hook.
  */
-import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
-import { track } from '../../src/demo/redis-process.js';
-import { waitFor } from '../support/wait.js';
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -31,62 +28,6 @@ export function installCleanupHandlers(log: (line: string) => void): void {
   }
 }
 
-/** spawn(), tracked: the child is SIGKILLed if the bench exits before stopping it. */
-export function spawnTracked(command: string, args: string[], options: SpawnOptions): ChildProcess {
-  const proc = spawn(command, args, options);
-  track(proc);
-  return proc;
-}
-
-/** Keeps the last `max` characters of a stream, for error messages. */
-export function tail(stream: NodeJS.ReadableStream | null, max = 8000): () => string {
-  let text = '';
-  stream?.on('data', (d: Buffer) => {
-    text = (text + d.toString()).slice(-max);
-  });
-  return () => text;
-}
-
-export async function exitOf(proc: ChildProcess, timeoutMs: number): Promise<{ code: number | null; signal: string | null } | undefined> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return { code: proc.exitCode, signal: proc.signalCode };
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), timeoutMs);
-    proc.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal });
-    });
-  });
-}
-
-/** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
-export async function stopProcess(proc: ChildProcess, graceMs: number): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  proc.kill('SIGTERM');
-  if ((await exitOf(proc, graceMs)) === undefined) {
-    proc.kill('SIGKILL');
-    await exitOf(proc, 5000);
-  }
-}
-
-/**
- * Resolves once `ready()` is true; rejects at once if the process exits first (waitFor alone would
- * retry through that until its deadline), or when the deadline passes.
- */
-export async function whenReady(proc: ChildProcess, ready: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
-  let settled = false;
-  const exitedEarly = new Promise<never>((_resolve, reject) => {
-    proc.once('exit', (code, signal) => {
-      if (!settled) reject(new Error(`${what}: the process exited (code ${code ?? signal}) before it was ready`));
-    });
-  });
-  exitedEarly.catch(() => {}); // observed by the race below; never an unhandled rejection later
-  try {
-    await Promise.race([exitedEarly, waitFor(ready, { timeoutMs, intervalMs: 50, what })]);
-  } finally {
-    settled = true;
-  }
-}
-
 export async function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect(port, LOOPBACK);
@@ -96,25 +37,6 @@ export async function canConnect(port: number): Promise<boolean> {
     });
     sock.once('error', () => resolve(false));
   });
-}
-
-export function httpGet(port: number, path: string, timeoutMs = 2000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: LOOPBACK, port, path, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
-}
-
-/** True when `command` can be run (found on PATH or by its path). */
-export function haveBinary(command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v "$1"`, 'sh', command], { stdio: 'ignore' }).status === 0;
 }
 
 let clockTicksPerSecond: number | undefined;

@@ -1,6 +1,7 @@
 /** One redis-benchmark invocation (SET then GET) against a port, bounded in time. */
 import { parseBenchmarkCsv, type BenchRow } from './csv.js';
-import { exitOf, LOOPBACK, spawnTracked, tail } from './processes.js';
+import { exitWithin, killChild, spawnTracked, tail } from '../../harness/processes.js';
+import { LOOPBACK } from './processes.js';
 import type { Workload } from './settings.js';
 
 export function redisBenchmarkArgs(port: number | string, w: Workload): string[] {
@@ -14,10 +15,10 @@ export async function runRedisBenchmark(port: number, w: Workload): Promise<Benc
   const err = tail(proc.stderr);
   // Generous: assumes at least 10k requests/s per test, plus start-up.
   const timeoutMs = 20_000 + (2 * w.requests) / 10;
-  const exit = await exitOf(proc, timeoutMs);
+  const exit = await exitWithin(proc, timeoutMs);
   const what = `redis-benchmark ${args.join(' ')}`;
   if (exit === undefined) {
-    proc.kill('SIGKILL');
+    await killChild(proc);
     throw new Error(`${what}: no result within ${Math.round(timeoutMs / 1000)} s\n${err()}`);
   }
   if (exit.code !== 0) throw new Error(`${what}: exit ${exit.code ?? exit.signal}\n${err()}${out()}`);

@@ -9,9 +9,9 @@
  */
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { RedisServer } from '../support/redis-server.js';
-import { spawnSidecar } from '../support/cli-sidecar.js';
-import { resp } from '../support/raw-client.js';
+import { RedisServer } from '../../harness/redis-server.js';
+import { spawnSidecar } from '../../harness/sidecar-process.js';
+import { resp } from '../../harness/raw-client.js';
 
 const SECONDS = Number(process.env['FLOOD_SECONDS'] ?? '15');
 const MAX_RSS_MB = Number(process.env['FLOOD_MAX_RSS_MB'] ?? '300');

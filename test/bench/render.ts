@@ -1,6 +1,6 @@
 /** The bench's markdown report: the ranking of the sidecar among its peers first, the detail after. */
 import os from 'node:os';
-import { redisVersion } from '../support/redis-server.js';
+import { redisVersion } from '../../harness/redis-server.js';
 import { EXIT_MEASURE_ARGS, type DrainResult } from './idle-sessions.js';
 import { redisBenchmarkArgs } from './redis-benchmark.js';
 import type { BenchSettings, TargetName } from './settings.js';

@@ -1,47 +1,40 @@
-/** `pika-sidecar run` as a child process of the bench, ready once GET /readyz answers 200. */
-import type { ChildProcess } from 'node:child_process';
-import { freePort } from '../support/ports.js';
-import { httpGet, LOOPBACK, spawnTracked, stopProcess, tail, whenReady } from './processes.js';
+/** `pika-sidecar run` as a child process of the bench (harness/sidecar-process.ts), ready once GET /readyz answers 200. */
+import { freePort } from '../../harness/ports.js';
+import { SidecarProcess, sidecarArgv } from '../../harness/sidecar-process.js';
+import { LOOPBACK } from './processes.js';
 import type { SidecarLaunch } from './settings.js';
 
-export interface SidecarProcess {
-  proc: ChildProcess;
-  port: number;
-  adminPort: number;
-  output(): string;
+function launchOptions(launch: SidecarLaunch, port: number | string, backendPort: number | string, adminPort: number | string, logLevel: string) {
+  return {
+    nodeFlags: launch.nodeFlags,
+    cli: launch.cli,
+    listen: `${LOOPBACK}:${port}`,
+    backend: `${LOOPBACK}:${backendPort}`,
+    admin: `${LOOPBACK}:${adminPort}`,
+    args: ['--log-level', logLevel, ...launch.args],
+  };
 }
 
 /** The node command line of a sidecar, with ports as given (names in the report, numbers when run). */
 export function sidecarCommand(launch: SidecarLaunch, port: number | string, backendPort: number | string, adminPort: number | string, logLevel: string): string[] {
-  return [
-    ...launch.nodeFlags,
-    launch.cli,
-    'run',
-    '--listen', `${LOOPBACK}:${port}`,
-    '--backend', `${LOOPBACK}:${backendPort}`,
-    '--admin', `${LOOPBACK}:${adminPort}`,
-    '--log-level', logLevel,
-    ...launch.args,
-  ];
+  return sidecarArgv(launchOptions(launch, port, backendPort, adminPort, logLevel));
 }
 
-export async function startSidecarProcess(backendPort: number, launch: SidecarLaunch, logLevel = 'warn'): Promise<SidecarProcess> {
+export type BenchSidecar = SidecarProcess & { port: number; adminPort: number };
+
+export async function startSidecarProcess(backendPort: number, launch: SidecarLaunch, logLevel = 'warn'): Promise<BenchSidecar> {
   const port = await freePort();
   const adminPort = await freePort();
-  const args = sidecarCommand(launch, port, backendPort, adminPort, logLevel);
-  const proc = spawnTracked(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const out = tail(proc.stdout, 64_000);
-  const err = tail(proc.stderr);
-  const output = (): string => `${err()}${out()}`;
+  // The bench reads the shutdown report from output() (the raw stdout tail); few parsed lines are kept.
+  const s = SidecarProcess.start({ ...launchOptions(launch, port, backendPort, adminPort, logLevel), maxLines: 2000 });
   try {
-    const ready = async (): Promise<boolean> => (await httpGet(adminPort, '/readyz', 1000)).status === 200;
-    await whenReady(proc, ready, `sidecar GET /readyz = 200 on admin port ${adminPort}`, 15_000);
+    await s.waitReady({ host: LOOPBACK, port: adminPort });
   } catch (e) {
-    await stopProcess(proc, 1000);
+    await s.stop(1000);
     throw new Error(
-      `${(e as Error).message}\ncommand: node ${args.join(' ')}\n${output()}\n` +
+      `${(e as Error).message}\ncommand: node ${sidecarCommand(launch, port, backendPort, adminPort, logLevel).join(' ')}\n${s.output()}\n` +
         '(to bench without the sidecar: BENCH_TARGETS=direct,pipe)',
     );
   }
-  return { proc, port, adminPort, output };
+  return Object.assign(s, { port, adminPort });
 }

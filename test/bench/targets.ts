@@ -1,9 +1,10 @@
 /** The bench's targets: one redis-server reached directly, through bare pipes, peer proxies and sidecars. */
 import { fileURLToPath } from 'node:url';
-import type { RedisServer } from '../support/redis-server.js';
-import { freePort } from '../support/ports.js';
+import type { RedisServer } from '../../harness/redis-server.js';
+import { freePort } from '../../harness/ports.js';
 import { HAPROXY_BIN, NUTCRACKER_BIN, startHaproxy, startTwemproxy } from './peers.js';
-import { canConnect, haveBinary, LOOPBACK, spawnTracked, stopProcess, tail, whenReady } from './processes.js';
+import { haveBinary, spawnTracked, stopChild, tail, whenReady } from '../../harness/processes.js';
+import { canConnect, LOOPBACK } from './processes.js';
 import type { BenchSettings, TargetName } from './settings.js';
 import { sidecarCommand, startSidecarProcess } from './sidecar-process.js';
 
@@ -34,10 +35,12 @@ async function startBarePipe(name: 'pipe' | 'pipe2' | 'pipe-data', backendPort: 
   try {
     await whenReady(proc, () => canConnect(port), `bare pipe (${mode}) on port ${port}`, 10_000);
   } catch (e) {
-    await stopProcess(proc, 1000);
+    await stopChild(proc, 1000);
     throw new Error(`${(e as Error).message}\n${err()}`);
   }
-  return { name, port, pid: proc.pid, stop: () => stopProcess(proc, 3000) };
+  return { name, port, pid: proc.pid, stop: async () => {
+      await stopChild(proc, 3000);
+    } };
 }
 
 /** Why a target cannot run on this machine, or undefined when it can. */
@@ -63,7 +66,9 @@ export async function startTarget(name: TargetName, redis: RedisServer, settings
     case 'sidecar-b': {
       const launch = name === 'sidecar' ? settings.sidecar : settings.sidecarB;
       const s = await startSidecarProcess(redis.port, { ...launch, args: ['--announce-delay', '0', ...launch.args] });
-      return { name, port: s.port, pid: s.proc.pid, stop: () => stopProcess(s.proc, 15_000) };
+      return { name, port: s.port, pid: s.proc.pid, stop: async () => {
+        await stopChild(s.proc, 15_000);
+      } };
     }
   }
 }

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CONFIG_KEYS } from '../../src/config/keys.js';
-import { freePort } from '../support/ports.js';
+import { freePort } from '../../harness/ports.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

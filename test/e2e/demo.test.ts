@@ -1,5 +1,5 @@
 /**
- * `make demo` end to end: the real entry point (`node dist/src/demo/demo.js --json`) as a child
+ * `make demo` end to end: the real entry point (`node dist/demo/demo.js --json`) as a child
  * process, with its own redis master, replica and sidecar. Asserts the verdict it reports and the
  * shutdown it observed, and that it leaves no process behind — after a full run and after Ctrl-C.
  */
@@ -7,22 +7,16 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { waitFor } from '../support/wait.js';
-import { RedisServer } from '../support/redis-server.js';
-import { demoKey, demoValue, verifyWrites } from '../../src/demo/load.js';
+import { waitFor } from '../../harness/wait.js';
+import { RedisServer } from '../../harness/redis-server.js';
+import { demoKey, demoValue, verifyWrites } from '../../harness/write-load.js';
+import type { TimelineRow } from '../../demo/demo.js';
 
-// dist/test/e2e/demo.test.js -> dist/src/demo/demo.js
-const DEMO = fileURLToPath(new URL('../../src/demo/demo.js', import.meta.url));
+// dist/test/e2e/demo.test.js -> dist/demo/demo.js
+const DEMO = fileURLToPath(new URL('../../demo/demo.js', import.meta.url));
 const PHASE_ORDER = ['intercept', 'drain', 'close_clients', 'replication_sync', 'release'];
 
-interface Row {
-  atMs: number;
-  kind: 'phase' | 'event';
-  phase?: string;
-  durationMs?: number;
-  outcome?: string;
-  what: string;
-}
+type Row = TimelineRow;
 
 interface Summary {
   pass: boolean;

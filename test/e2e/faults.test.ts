@@ -8,12 +8,12 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { RedisServer, startReplicationGroup } from '../support/redis-server.js';
-import { spawnSidecar, type CliSidecar } from '../support/cli-sidecar.js';
-import { RawClient, resp } from '../support/raw-client.js';
+import { RedisServer, startReplicationGroup } from '../../harness/redis-server.js';
+import { spawnSidecar, type CliSidecar } from '../../harness/sidecar-process.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
-import { WriteLoad, verifyWrites } from '../../src/demo/load.js';
+import { waitFor } from '../../harness/wait.js';
+import { WriteLoad, verifyWrites } from '../../harness/write-load.js';
 
 type Defer = ReturnType<typeof deferrer>;
 /** intercept 1s + drain 2s + close_clients 1s + replication_sync 3s + release 1s = 8s <= deadline 10s. */

@@ -6,12 +6,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { spawn } from 'node:child_process';
-import { RedisServer } from '../support/redis-server.js';
-import { CLI, spawnSidecar, type CliSidecar } from '../support/cli-sidecar.js';
+import { RedisServer } from '../../harness/redis-server.js';
+import { runCli, spawnSidecar, type CliSidecar } from '../../harness/sidecar-process.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
-import { freePort } from '../support/ports.js';
+import { waitFor } from '../../harness/wait.js';
+import { freePort } from '../../harness/ports.js';
 import { TERMINATION_SIGNALS } from '../../src/shutdown/signals.js';
 import { ProtectedModeGate } from '../../src/backend/protected-mode.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -28,25 +27,6 @@ async function sidecar(defer: Defer, ...args: Parameters<typeof spawnSidecar>): 
   const sc = await spawnSidecar(...args);
   defer(() => sc.kill());
   return sc;
-}
-
-/** Runs the CLI to its exit (for start-up refusals) with a deadline. */
-function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`the CLI did not exit within ${timeoutMs} ms: ${stderr}`));
-    }, timeoutMs);
-    p.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
 }
 
 function pingFirstLine(port: number): Promise<{ line: string; socket: net.Socket }> {

@@ -24,17 +24,17 @@
  */
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import { httpGet } from '../../harness/http.js';
 import net from 'node:net';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { startReplicationGroup } from '../support/redis-server.js';
-import { freePikaPort } from '../support/ports.js';
+import { startReplicationGroup } from '../../harness/redis-server.js';
+import { freePikaPort } from '../../harness/ports.js';
 import { RawServer, closed, connectRaw } from '../support/raw-stream.js';
 import { shiftedPort } from '../../src/replication/pika-ports.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import {
   BACKEND_CONTAINER,
   Deployment,
@@ -204,34 +204,10 @@ class EchoLink {
 
 // ---- small helpers ----
 
-function httpGet(port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false, timeout: 1000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('timeout', () => req.destroy(new Error('probe timed out')));
-    req.on('error', reject);
-  });
-}
-
+/** The sidecar's shutdown phase from GET /status. */
 async function shutdownState(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/status', agent: false, timeout: 1000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => {
-        try {
-          resolve(String((JSON.parse(body) as { phase?: unknown }).phase));
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('status timed out')));
-    req.on('error', reject);
-  });
+  const r = await httpGet('127.0.0.1', port, '/status');
+  return String((JSON.parse(r.body) as { phase?: unknown }).phase);
 }
 
 function argAfter(args: readonly string[], flag: string): string {
@@ -313,7 +289,7 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
   await waitFor(
     async () => {
       if (!sidecar.running) throw new Error(`the sidecar exited: ${sidecar.output}`);
-      return (await httpGet(readinessPort, readiness.path ?? '/')) === 200;
+      return (await httpGet('127.0.0.1', readinessPort, readiness.path ?? '/')).status === 200;
     },
     { timeoutMs: 15_000, what: `sidecar readiness on ${readiness.path ?? '/'}` },
   );

@@ -5,18 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { RedisServer } from '../support/redis-server.js';
-import { CLI, spawnSidecar } from '../support/cli-sidecar.js';
+import { RedisServer } from '../../harness/redis-server.js';
+import { runCli, spawnSidecar } from '../../harness/sidecar-process.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { EXIT_CONFIG, EXIT_OK } from '../../src/exit-codes.js';
 
 test('--metrics-linger 3s with the default --release-timeout 3s is refused at start-up, naming both keys', async () => {
-  const proc = spawn(process.execPath, [CLI, 'run', '--backend', '127.0.0.1:1', '--metrics-linger', '3s'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
+  const { code, stderr } = await runCli(['run', '--backend', '127.0.0.1:1', '--metrics-linger', '3s']);
   assert.equal(code, EXIT_CONFIG);
   assert.match(stderr, /invalid config: shutdown\.metricsLinger = 3s \(from --metrics-linger\): expected at most shutdown\.releaseTimeout = 3s \(default\) - 1s/);
 });

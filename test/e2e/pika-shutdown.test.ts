@@ -7,7 +7,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pikaGroup, readPikaFixture, withBinlog } from '../support/fake-pika.js';
-import { spawnSidecar } from '../support/cli-sidecar.js';
+import { spawnSidecar } from '../../harness/sidecar-process.js';
 import { deferrer } from '../support/defer.js';
 
 const MASTER = readPikaFixture('v4.0.1-master-two-slaves.txt'); // db0 (2, 384)

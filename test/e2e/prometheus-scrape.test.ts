@@ -12,13 +12,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
-import { startReplicationGroup } from '../support/redis-server.js';
-import { spawnSidecar } from '../support/cli-sidecar.js';
+import { startReplicationGroup } from '../../harness/redis-server.js';
+import { spawnSidecar } from '../../harness/sidecar-process.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { Deployment } from '../support/kubelet.js';
 import { PROMETHEUS, Prometheus, missingBinary, type PromSample } from '../support/prometheus.js';
-import { WriteLoad } from '../../src/demo/load.js';
+import { WriteLoad } from '../../harness/write-load.js';
 import { SHUTDOWN_STATES } from '../../src/observability/names.js';
 
 const SCRAPE_MS = 100;

@@ -8,12 +8,12 @@ import { mkdtempSync, existsSync, writeFileSync, readFileSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
-import { startReplicationGroup, type RedisServer } from '../support/redis-server.js';
-import { spawnSidecar, type CliSidecar } from '../support/cli-sidecar.js';
-import { RawClient, resp } from '../support/raw-client.js';
+import { startReplicationGroup, type RedisServer } from '../../harness/redis-server.js';
+import { spawnSidecar, type CliSidecar } from '../../harness/sidecar-process.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
-import { WriteLoad, verifyWrites } from '../../src/demo/load.js';
+import { waitFor } from '../../harness/wait.js';
+import { WriteLoad, verifyWrites } from '../../harness/write-load.js';
 
 const PHASE_ORDER = ['intercept', 'drain', 'close_clients', 'replication_sync', 'release'];
 

@@ -5,10 +5,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { redisWithSidecar, startSidecar } from '../support/sidecar.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { ClientListener, MAX_CLIENTS_REPLY } from '../../src/proxy/listener.js';
 import type { BackendPool } from '../../src/backend/backend-pool.js';
 import type { SessionRegistry } from '../../src/proxy/session-registry.js';

@@ -7,12 +7,12 @@
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RedisServer, type RedisServerOptions } from '../support/redis-server.js';
+import { RedisServer, type RedisServerOptions } from '../../harness/redis-server.js';
 import { redisWithSidecar, type DeepPartial, type TestSidecar } from '../support/sidecar.js';
-import { RawClient, resp } from '../support/raw-client.js';
-import { waitFor } from '../support/wait.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
+import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';
-import { freePort } from '../support/ports.js';
+import { freePort } from '../../harness/ports.js';
 import type { SidecarConfig } from '../../src/config/schema.js';
 import type { Session } from '../../src/proxy/session.js';
 import type { RequestScanner } from '../../src/resp/request-scanner.js';

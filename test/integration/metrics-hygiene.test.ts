@@ -5,11 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startReplicationGroup } from '../support/redis-server.js';
+import { startReplicationGroup } from '../../harness/redis-server.js';
 import { startSidecar } from '../support/sidecar.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
-import { RawClient, resp } from '../support/raw-client.js';
+import { waitFor } from '../../harness/wait.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
 import { PROMTOOL, missingBinary, promtool } from '../support/prometheus.js';
 import { FRONT_DIRECTIONS, FRONT_REFUSE_REASONS } from '../../src/observability/names.js';
 import { FRONT_PORT_ROLES } from '../../src/replication/pika-ports.js';

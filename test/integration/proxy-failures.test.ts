@@ -5,11 +5,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { redisWithSidecar, startSidecar } from '../support/sidecar.js';
-import { RawClient, resp } from '../support/raw-client.js';
-import { freePort } from '../support/ports.js';
-import { waitFor } from '../support/wait.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
+import { freePort } from '../../harness/ports.js';
+import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';
 
 async function metric(adminPort: number, name: string): Promise<number> {

@@ -2,9 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { startSidecar } from '../support/sidecar.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';
 
 test('a replica attached with REPLICAOF <sidecar> completes its full sync and then receives every later write', async (t) => {

@@ -5,10 +5,10 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { RawClient, exchange, resp } from '../support/raw-client.js';
-import { waitFor } from '../support/wait.js';
+import { RawClient, exchange, resp } from '../../harness/raw-client.js';
+import { waitFor } from '../../harness/wait.js';
 
 describe('the sidecar is transparent to clients', () => {
   let redis: RedisServer;

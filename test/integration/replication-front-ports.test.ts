@@ -14,9 +14,9 @@ import { shiftedPort } from '../../src/replication/pika-ports.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { isSidecarError } from '../../src/errors.js';
 import { captureLogs } from '../support/log-capture.js';
-import { freePikaPort } from '../support/ports.js';
+import { freePikaPort } from '../../harness/ports.js';
 import { RawServer, closed, connectRaw, readAll, writeRandom } from '../support/raw-stream.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 const MiB = 1024 * 1024;
 

@@ -10,14 +10,14 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { startSidecar } from '../support/sidecar.js';
 import { deferrer } from '../support/defer.js';
-import { freePikaPort } from '../support/ports.js';
-import { RawClient, resp } from '../support/raw-client.js';
+import { freePikaPort } from '../../harness/ports.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
 import { RawServer, closed, connectRaw } from '../support/raw-stream.js';
 import { shiftedPort } from '../../src/replication/pika-ports.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import type { Metrics } from '../../src/observability/metrics.js';
 
 async function metricValue(m: Metrics, name: string, labels: Record<string, string>): Promise<number> {

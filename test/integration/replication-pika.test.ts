@@ -23,8 +23,8 @@ import {
   withReplicaAddresses,
   type FakePika,
 } from '../support/fake-pika.js';
-import { freePort } from '../support/ports.js';
-import { waitFor } from '../support/wait.js';
+import { freePort } from '../../harness/ports.js';
+import { waitFor } from '../../harness/wait.js';
 
 type After = { after: (fn: () => unknown) => void };
 

@@ -15,8 +15,8 @@ import { createMetrics } from '../../src/observability/metrics.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { ReplicationConfig } from '../../src/config/schema.js';
 import { DEFAULT_CONFIG } from '../../src/config/keys.js';
-import { RedisServer, startReplicationGroup } from '../support/redis-server.js';
-import { waitFor } from '../support/wait.js';
+import { RedisServer, startReplicationGroup } from '../../harness/redis-server.js';
+import { waitFor } from '../../harness/wait.js';
 
 type After = { after: (fn: () => unknown) => void };
 

@@ -12,16 +12,15 @@
  */
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RedisServer } from '../support/redis-server.js';
+import { killChild, spawnTracked } from '../../harness/processes.js';
+import { RedisServer, redisServerArgs } from '../../harness/redis-server.js';
 import { redisWithSidecar, type TestSidecar } from '../support/sidecar.js';
-import { RawClient, exchange, resp } from '../support/raw-client.js';
-import { waitFor } from '../support/wait.js';
+import { RawClient, exchange, resp } from '../../harness/raw-client.js';
+import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';
-import { redisServerArgs } from '../../src/demo/redis-process.js';
 import type { Session } from '../../src/proxy/session.js';
 
 /** The sidecar's refusal lines and the backend's unknown-command lines, made comparable. */
@@ -167,9 +166,9 @@ describe('reply accounting against a real redis-server', () => {
     await f.redis.kill();
     // A new redis-server on the same port: every later phase finds a healthy backend.
     const dir = mkdtempSync(join(tmpdir(), 'pika-sidecar-redis-'));
-    const again = spawn('redis-server', redisServerArgs(port, dir, 'notice'), { stdio: 'ignore' });
-    t.after(() => {
-      again.kill('SIGKILL');
+    const again = spawnTracked('redis-server', redisServerArgs(port, dir, 'notice'), { stdio: 'ignore' });
+    t.after(async () => {
+      await killChild(again);
       rmSync(dir, { recursive: true, force: true });
     });
     const code = await exit;

@@ -7,7 +7,7 @@
  * mode changes queued inside MULTI (CLIENT REPLY OFF inside EXEC truncates the EXEC reply even on a
  * direct connection: the stream is not RESP any more). The model reports those as `uncertain`.
  */
-import { resp } from '../support/raw-client.js';
+import { resp } from '../../harness/raw-client.js';
 import { prng } from '../support/prng.js';
 
 export { prng };

@@ -16,10 +16,10 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { RawClient, resp } from '../support/raw-client.js';
-import { waitFor } from '../support/wait.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
+import { waitFor } from '../../harness/wait.js';
 import type { Session } from '../../src/proxy/session.js';
 import { cmd, describeSequence, inline, normalise, prng, refused, sequence, splits, type Item } from './session-fuzz-sequences.js';
 

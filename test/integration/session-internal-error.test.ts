@@ -6,8 +6,8 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { Session, type SessionCloseInfo } from '../../src/proxy/session.js';
 import { CommandTable } from '../../src/resp/command-table.js';
-import { RedisServer } from '../support/redis-server.js';
-import { RawClient, resp } from '../support/raw-client.js';
+import { RedisServer } from '../../harness/redis-server.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
 import { captureLogs } from '../support/log-capture.js';
 import { deferrer } from '../support/defer.js';
 

@@ -10,10 +10,10 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { Session } from '../../src/proxy/session.js';
 import { CommandTable } from '../../src/resp/command-table.js';
-import { RawClient, resp } from '../support/raw-client.js';
+import { RawClient, resp } from '../../harness/raw-client.js';
 import { captureLogs } from '../support/log-capture.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 /** A client ↔ session ↔ scripted backend, all on loopback. */
 async function scripted(t: Parameters<typeof deferrer>[0]) {

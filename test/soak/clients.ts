@@ -1,5 +1,5 @@
 /**
- * The soak's mixed clients, beside src/demo/load.ts's pipelined writers. Each keeps a ledger the
+ * The soak's mixed clients, beside harness/write-load.ts's pipelined writers. Each keeps a ledger the
  * soak checks against the servers afterwards:
  *   RetryingWriter   reconnects and retries unanswered SETs; every attempt writes its own key
  *                    (`soak:rc:<id>:<attempt>`), so a phantom execution of any attempt is visible
@@ -8,21 +8,18 @@
  *   BlockingLoop     BLPOP on a list nobody pushes to (released in close_clients)
  *   NeverReader      pipelines GETs of a large value and never reads a byte
  */
-import net from 'node:net';
+import type net from 'node:net';
 import RedisParser from 'redis-parser';
+import { encodeCommand } from '../../src/backend/encode.js';
+import { connectSocket } from '../../harness/resp-client.js';
 
-const enc = (...args: string[]): string => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+const enc = (...args: string[]): Buffer => encodeCommand(args);
 
-function connect(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.removeAllListeners('error');
-      s.on('error', () => undefined);
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
+/** A loopback connection whose later errors (the sidecar closing it) end it quietly. */
+async function connect(port: number): Promise<net.Socket> {
+  const s = await connectSocket('127.0.0.1', port);
+  s.on('error', () => undefined);
+  return s;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -126,7 +123,7 @@ export class TransactionLoop {
       if (!this.sending || socket.destroyed) return;
       current = n++;
       replies = 0;
-      socket.write(enc('MULTI') + enc('SET', `soak:tx:${current}:a`, '1') + enc('SET', `soak:tx:${current}:b`, '1') + enc('EXEC'));
+      socket.write(Buffer.concat([enc('MULTI'), enc('SET', `soak:tx:${current}:a`, '1'), enc('SET', `soak:tx:${current}:b`, '1'), enc('EXEC')]));
     };
     const parser = new RedisParser({
       returnReply: (r: unknown) => {
@@ -208,6 +205,6 @@ export async function blockingLoop(port: number): Promise<net.Socket> {
 export async function neverReader(port: number, key: string, count: number): Promise<net.Socket> {
   const s = await connect(port);
   s.pause();
-  s.write(enc('GET', key).repeat(count));
+  s.write(Buffer.concat(Array.from({ length: count }, () => enc('GET', key))));
   return s;
 }

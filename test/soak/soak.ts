@@ -1,6 +1,6 @@
 /**
  * `make soak`: a bounded random soak of the whole exit. Each run starts a master, a replica and the
- * sidecar (the CLI as a child process), puts mixed load through it (src/demo/load.ts's pipelined
+ * sidecar (the CLI as a child process), puts mixed load through it (harness/write-load.ts's pipelined
  * writers, a reconnecting writer that retries unanswered commands, MULTI/EXEC, pub/sub, BLPOP, one
  * client that never reads), and at a random moment triggers the shutdown by one of SIGTERM,
  * POST /drain, the trigger file and GET /drain/gate. After the exit it checks that no acknowledged
@@ -16,10 +16,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startReplicationGroup } from '../support/redis-server.js';
-import { spawnSidecar } from '../support/cli-sidecar.js';
-import { WriteLoad, verifyWrites } from '../../src/demo/load.js';
-import { RespClient } from '../../src/demo/redis-process.js';
+import { startReplicationGroup } from '../../harness/redis-server.js';
+import { spawnSidecar } from '../../harness/sidecar-process.js';
+import { WriteLoad, verifyWrites } from '../../harness/write-load.js';
+import { RespClient } from '../../harness/resp-client.js';
 import { PubSubPair, RetryingWriter, TransactionLoop, blockingLoop, neverReader } from './clients.js';
 import { prng } from '../support/prng.js';
 

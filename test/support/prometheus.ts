@@ -4,21 +4,17 @@
  * own temp directory and killed in cleanup. `missingBinary` says why a test must skip where they
  * cannot be installed.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './ports.js';
-import { waitFor } from './wait.js';
+import { freePort } from '../../harness/ports.js';
+import { spawnTracked, stopChild, tail } from '../../harness/processes.js';
+import { waitFor } from '../../harness/wait.js';
 
 export const PROMETHEUS = 'prometheus';
 export const PROMTOOL = 'promtool';
 export const PUSHGATEWAY = 'prometheus-pushgateway';
-
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of live) p.kill('SIGKILL');
-});
 
 /** A skip message when `bin` is not on PATH (CI installs it; this machine may not be able to). */
 export function missingBinary(bin: string): string | undefined {
@@ -35,37 +31,20 @@ export function promtool(args: string[], input?: string): { code: number | null;
 }
 
 class ManagedProcess {
-  private output = '';
-  readonly exited: Promise<void>;
+  private readonly output: () => string;
   constructor(
     readonly proc: ChildProcess,
     readonly dir: string,
   ) {
-    live.add(proc);
-    const keep = (d: Buffer) => {
-      this.output = (this.output + d.toString()).slice(-20_000);
-    };
-    proc.stdout?.on('data', keep);
-    proc.stderr?.on('data', keep);
-    this.exited = new Promise((resolve) =>
-      proc.once('exit', () => {
-        live.delete(proc);
-        resolve();
-      }),
-    );
+    this.output = tail([proc.stdout, proc.stderr], 20_000);
   }
 
   get log(): string {
-    return this.output;
+    return this.output();
   }
 
   async stop(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) {
-      this.proc.kill('SIGTERM');
-      const t = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
-      await this.exited;
-      clearTimeout(t);
-    }
+    await stopChild(this.proc, 5000);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -76,7 +55,7 @@ async function startUntilReady(bin: string, args: (port: number, dir: string) =>
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), dirPrefix));
     prepare?.(dir);
-    const p = new ManagedProcess(spawn(bin, args(port, dir), { stdio: ['ignore', 'pipe', 'pipe'] }), dir);
+    const p = new ManagedProcess(spawnTracked(bin, args(port, dir), { stdio: ['ignore', 'pipe', 'pipe'] }), dir);
     const url = `http://127.0.0.1:${port}`;
     try {
       await waitFor(

@@ -6,7 +6,7 @@ import type { SidecarConfig } from '../../src/config/schema.js';
 import { DEFAULT_CONFIG } from '../../src/config/keys.js';
 import { runSidecar, type Sidecar } from '../../src/main.js';
 import { captureLogs } from './log-capture.js';
-import { RedisServer, type RedisServerOptions } from './redis-server.js';
+import { RedisServer, type RedisServerOptions } from '../../harness/redis-server.js';
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
 

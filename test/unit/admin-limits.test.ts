@@ -10,7 +10,7 @@ import { AdminServer, DEFAULT_ADMIN_LIMITS, type AdminHooks } from '../../src/ad
 import type { StatusBody } from '../../src/admin/status.js';
 import { captureLogs } from '../support/log-capture.js';
 import { deferrer } from '../support/defer.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 const LIMITS = { headersTimeoutMs: 1000, requestTimeoutMs: 2000, maxConnections: 4 };
 

@@ -7,7 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { AdminServer, isLoopback, type AdminHooks, type DrainWaitResult } from '../../src/admin/admin-server.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';
 import type { StatusBody } from '../../src/admin/status.js';
 import { captureLogs } from '../support/log-capture.js';

@@ -5,7 +5,7 @@ import { loadConfig, envWarnings } from '../../src/config/load.js';
 import { joinDashValues } from '../../src/config/argv.js';
 import { clientLimit, openFileLimit, RESERVED_FDS } from '../../src/proxy/client-limit.js';
 import { configErrorOf } from '../support/config-error.js';
-import { CLI } from '../support/cli-sidecar.js';
+import { CLI } from '../../harness/sidecar-process.js';
 
 
 

@@ -7,7 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { loadConfig } from '../../src/config/load.js';
-import { CLI } from '../support/cli-sidecar.js';
+import { CLI } from '../../harness/sidecar-process.js';
 import { configErrorOf } from '../support/config-error.js';
 
 

@@ -7,7 +7,8 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
@@ -627,10 +628,24 @@ describe('deploy/Dockerfile', () => {
     assert.ok(!finalStage.some((d) => d.instruction === 'RUN'), 'the runtime stage runs nothing (no shell in distroless)');
   });
 
-  test('the image holds the product only: the demo and the test harness stay out', () => {
+  test('the image holds the product only: the demo, the harness and the tests stay out', () => {
     const build = all.slice(0, all.lastIndexOf(froms.at(-1)!)).filter((d) => d.instruction === 'RUN').map((d) => d.args).join(' ');
-    assert.match(build, /rm -rf \/app\/dist\/src\/demo\b/, 'the demo is removed from the copied build');
-    assert.ok(!all.some((d) => d.instruction === 'COPY' && /\btest\b/.test(d.args)), 'nothing of test/ is copied');
+    assert.match(build, /cp -r dist\/src \/app\/dist\/src\b/, 'the build copies dist/src into the image');
+    assert.ok(!/cp -r dist\/? /.test(build), 'never the whole of dist/ (dist/harness, dist/demo, dist/test)');
+    for (const dir of ['test', 'harness', 'demo']) {
+      assert.ok(!all.some((d) => d.instruction === 'COPY' && new RegExp(`\\b${dir}\\b`).test(d.args)), `nothing of ${dir}/ is copied`);
+      assert.ok(dockerignorePatterns(`${DOCKERFILE}.dockerignore`).includes(dir), `${dir}/ stays out of the build context`);
+    }
+  });
+
+  test("the image's layout (dist/src without dist/demo): `pika-sidecar demo` says the demo is not in this build", (t) => {
+    // Inside the repository, so the copied CLI still finds node_modules by walking up.
+    const image = mkdtempSync(join(REPO_ROOT, 'dist', '.image-layout-'));
+    t.after(() => rmSync(image, { recursive: true, force: true }));
+    cpSync(join(REPO_ROOT, 'dist', 'src'), join(image, 'dist', 'src'), { recursive: true });
+    const r = spawnSync(process.execPath, [join(image, 'dist', 'src', 'cli.js'), 'demo'], { encoding: 'utf8', timeout: 30_000 });
+    assert.notEqual(r.status, 0, `exit code ${String(r.status)}; stdout: ${r.stdout}`);
+    assert.match(r.stderr, /the demo is not available in this build/);
   });
 
   test('EXPOSE names the ports the manifests use', () => {

@@ -12,7 +12,7 @@ import { createMetrics } from '../../src/observability/metrics.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { BackendKind, ReplicationConfig } from '../../src/config/schema.js';
 import { DEFAULT_CONFIG } from '../../src/config/keys.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { pikaServerInfo, readPikaFixture, withBinlog, withReplicaAddresses } from '../support/fake-pika.js';
 
 type Handler = (args: string[]) => unknown;

@@ -9,7 +9,7 @@ import fs, { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, exis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TriggerFile, TRIGGER_FILE, DRAINED_FILE } from '../../src/shutdown/trigger-file.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';
 import { captureLogs } from '../support/log-capture.js';
 

@@ -1,5 +1,6 @@
 /**
- * The demo's write load and its verification against the real servers.
+ * A pipelined write load and its verification against the real servers: the demo's act, and the
+ * e2e tests' and the soak's measure of "nothing lost, nothing executed unanswered".
  *
  * Load: N connections, each pipelining batches of `SET demo:<conn>:<seq> <value>` over a raw
  * socket (at most two batches outstanding). Replies come back in command order, so each
@@ -15,7 +16,7 @@
  */
 import net from 'node:net';
 import RedisParser from 'redis-parser';
-import { RespClient, connectSocket } from './redis-process.js';
+import { RespClient, connectSocket } from './resp-client.js';
 
 export interface LoadOptions {
   host: string;

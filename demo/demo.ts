@@ -4,7 +4,7 @@
  *   1. a redis master and one replica (free loopback ports, temp dirs, no persistence);
  *   2. the sidecar as a child process in front of the master (announce delay 1 s, other budgets
  *      default), until GET /readyz answers 200;
- *   3. a pipelined write load through the sidecar (load.ts), with one progress line;
+ *   3. a pipelined write load through the sidecar (harness/write-load.ts), with one progress line;
  *   4. after 3 s the replica is stalled (SIGSTOP), 0.3 s later the sidecar gets SIGTERM while the
  *      load keeps writing, 1.5 s after that the replica resumes (SIGCONT);
  *   5. the sidecar exits by itself (bounded: 60 s, then SIGKILL and a failure);
@@ -16,10 +16,15 @@
  */
 import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PHASES } from '../observability/names.js';
-import { RedisProcess, callOnce, waitUntil } from './redis-process.js';
-import { SidecarProcess, exitCodeOf, httpGet, splitHostPort, waitForReady, type SidecarLogLine } from './run-local.js';
-import { WriteLoad, verifyWrites, type LoadStats, type Verdict } from './load.js';
+import { PHASES } from '../src/observability/names.js';
+import { httpGet } from '../harness/http.js';
+import { exitCodeOf } from '../harness/processes.js';
+import { waitFor } from '../harness/wait.js';
+import { callOnce } from '../harness/resp-client.js';
+import { RedisServer, type RedisServerOptions } from '../harness/redis-server.js';
+import { SidecarProcess, type LogLine } from '../harness/sidecar-process.js';
+import { DEMO_REDIS, splitHostPort } from './run-local.js';
+import { WriteLoad, verifyWrites, type LoadStats, type Verdict } from '../harness/write-load.js';
 
 export interface DemoOptions {
   /** Where each output line goes (default: stdout). */
@@ -91,16 +96,16 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, interrupted]);
   const pause = (ms: number) => guard(sleep(ms, undefined, { signal: ac.signal }));
 
-  let master: RedisProcess | undefined;
-  let replica: RedisProcess | undefined;
+  let master: RedisServer | undefined;
+  let replica: RedisServer | undefined;
   let sidecar: SidecarProcess | undefined;
   let load: WriteLoad | undefined;
   const summary: DemoSummary = { pass: false, exitCode: 1, servers: null, load: null, sidecar: null, timeline: [], verdict: null, pids: [] };
   const events: TimelineRow[] = [];
   // Every redis start, so one that completes after a Ctrl-C is stopped too.
-  const starting: Array<Promise<RedisProcess>> = [];
-  const startRedis = (o: Parameters<typeof RedisProcess.start>[0] = {}) => {
-    const p = RedisProcess.start(o);
+  const starting: Array<Promise<RedisServer>> = [];
+  const startRedis = (o: RedisServerOptions = {}) => {
+    const p = RedisServer.start({ ...DEMO_REDIS, ...o });
     starting.push(p);
     return guard(p);
   };
@@ -120,21 +125,22 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
       backend: master.address,
       args: ['--announce-delay', ANNOUNCE_DELAY, '--log-level', 'info'],
       env,
+      maxLines: 5000,
     });
     if (sidecar.pid !== undefined) summary.pids.push(sidecar.pid);
     const started = sidecar;
     const startLine = await guard(
-      waitUntil(
+      waitFor(
         () => {
-          if (!started.running) throw new Error(`the sidecar exited during start-up${started.stderr ? `:\n${started.stderr.trim()}` : ''}`);
-          return started.lines.find((l) => l.msg === 'pika-sidecar started');
+          if (!started.running) throw new Error(`the sidecar exited during start-up${started.stderr() ? `:\n${started.stderr().trim()}` : ''}`);
+          return started.logs.find((l) => l.msg === 'pika-sidecar started');
         },
         { timeoutMs: 15_000, what: "the sidecar's start-up log line" },
       ),
     );
     const listenAt = splitHostPort(String(startLine['listen']));
     const adminAt = splitHostPort(String(startLine['admin']));
-    await guard(waitForReady(sidecar, adminAt));
+    await guard(sidecar.waitReady(adminAt));
     summary.servers = {
       master: master.address,
       replica: replica.address,
@@ -195,12 +201,12 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
 
       const stats = load.stats();
       summary.load = { ...stats, acknowledgedAfterSigterm: stats.acknowledged - ackedAtSigterm };
-      const report = findReport(sidecar.lines);
+      const report = findReport(sidecar.logs);
       summary.sidecar = { exitCode: exit.code, signal: exit.signal, killed: exit.killed, report };
       const abandoned = num(report?.['commandsAbandoned']);
       const exitEvent = events.find((e) => e.what.startsWith('sidecar exited'));
       if (exitEvent && abandoned !== undefined) exitEvent.what += ` (${fmt(abandoned)} commands abandoned)`;
-      summary.timeline = buildTimeline(sidecar.lines, report, sigtermAt, summary.load.acknowledgedAfterSigterm).concat(events).sort((a, b) => a.atMs - b.atMs);
+      summary.timeline = buildTimeline(sidecar.logs, report, sigtermAt, summary.load.acknowledgedAfterSigterm).concat(events).sort((a, b) => a.atMs - b.atMs);
       if (!json) {
         out(
           stats.openConnections === 0
@@ -252,10 +258,10 @@ async function resumeWhenWaitedFor(sidecar: SidecarProcess, sigtermAt: number, s
   try {
     await sleep(STALL_AFTER_SIGTERM_MS, undefined, { signal });
     const syncStarted = () => {
-      const line = sidecar.lines.find((l) => l.msg === 'phase replication_sync started');
+      const line = sidecar.logs.find((l) => l.msg === 'phase replication_sync started');
       return typeof line?.time === 'string' ? Date.parse(line.time) : undefined;
     };
-    await waitUntil(
+    await waitFor(
       () => {
         const t = syncStarted();
         return !sidecar.running || (t !== undefined && Date.now() - t >= STALL_INTO_SYNC_MS);
@@ -376,7 +382,7 @@ class ProgressLine {
 
 // ─── the timeline, from the sidecar's log ────────────────────────────────────────────────────────
 
-function findReport(lines: readonly SidecarLogLine[]): Record<string, unknown> | null {
+function findReport(lines: readonly LogLine[]): Record<string, unknown> | null {
   for (let i = lines.length - 1; i >= 0; i--) {
     const r = lines[i]?.['report'];
     if (typeof r === 'object' && r !== null) return r as Record<string, unknown>;
@@ -392,7 +398,7 @@ interface PhaseRecordLike {
 }
 
 /** One row per phase: its start from the `phase X started` line, the rest from the report (or the finish line). */
-export function buildTimeline(lines: readonly SidecarLogLine[], report: Record<string, unknown> | null, sigtermAt: number, ackedInIntercept: number): TimelineRow[] {
+export function buildTimeline(lines: readonly LogLine[], report: Record<string, unknown> | null, sigtermAt: number, ackedInIntercept: number): TimelineRow[] {
   const startOf = new Map<string, number>();
   const finished = new Map<string, PhaseRecordLike>();
   for (const l of lines) {
@@ -509,7 +515,7 @@ function pad(s: string, width: number): string {
   return s.padStart(width);
 }
 
-// The entry point of `make demo` (`node dist/src/demo/demo.js [--json]`): with cli.ts, the only
+// The entry point of `make demo` (`node dist/demo/demo.js [--json]`): with cli.ts, the only
 // place allowed to call process.exit.
 const entry = process.argv[1];
 if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {

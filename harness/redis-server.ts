@@ -1,26 +1,36 @@
 /**
- * Real redis-server processes for tests, on free loopback ports, each in its own temp directory.
- * Every process started here is killed when the test process exits, whatever happens.
+ * Real redis-server processes for the demo, the tests and the bench: free loopback ports (or one
+ * the caller names), one temp directory each, nothing persisted. Started with
+ * harness/processes.ts, so each is in its own process group and killed if this process exits
+ * first. start() waits until it answers PING; pause() (SIGSTOP) gives real lag until resume();
+ * stop() is SIGTERM then SIGKILL after 3 s, kill() is SIGKILL; both are idempotent.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { freePort } from './ports.js';
-import { redisServerArgs } from '../../src/demo/redis-process.js';
+import { isRunning, killChild, signalChild, spawnTracked, stopChild, tail } from './processes.js';
 import { waitFor } from './wait.js';
 
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of live) {
-    try {
-      p.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-});
+/**
+ * The arguments every redis-server this project starts shares: loopback only, its own directory,
+ * nothing persisted, in the foreground, logging to stdout.
+ */
+export function redisServerArgs(port: number, dir: string, logLevel: 'warning' | 'notice' = 'warning'): string[] {
+  return [
+    '--port', String(port),
+    '--bind', '127.0.0.1',
+    '--dir', dir,
+    '--save', '',
+    '--appendonly', 'no',
+    '--daemonize', 'no',
+    '--protected-mode', 'no',
+    '--logfile', '',
+    '--loglevel', logLevel,
+  ];
+}
 
 export interface RedisServerOptions {
   password?: string;
@@ -29,52 +39,74 @@ export interface RedisServerOptions {
   replicaOf?: { host: string; port: number };
   /** A port chosen by the caller (e.g. freePikaPort, or a restart on the same address); default a free one. */
   port?: number;
+  /** Default notice (the tests read the log); the demo asks for warning. */
+  logLevel?: 'warning' | 'notice';
 }
+
+const NOT_INSTALLED = 'redis-server is not installed; `make deps` installs it (apt-get install redis-server)';
 
 export class RedisServer {
   readonly host = '127.0.0.1';
-  readonly port: number;
-  readonly dir: string;
-  readonly proc: ChildProcess;
-  private output = '';
-  private exited: Promise<number | null>;
+  private readonly output: () => string;
   private paused = false;
 
-  private constructor(port: number, dir: string, proc: ChildProcess) {
-    this.port = port;
-    this.dir = dir;
-    this.proc = proc;
-    proc.stdout?.on('data', (d: Buffer) => {
-      this.output = (this.output + d.toString()).slice(-20_000);
-    });
-    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+  private constructor(
+    readonly port: number,
+    readonly dir: string,
+    readonly proc: ChildProcess,
+  ) {
+    this.output = tail([proc.stdout, proc.stderr], 20_000);
   }
 
+  /** Starts redis-server and waits (at most 10 s) until it answers PING. Retries on a port race. */
   static async start(opts: RedisServerOptions = {}): Promise<RedisServer> {
     let lastErr: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
       const port = opts.port ?? (await freePort());
       const dir = mkdtempSync(join(tmpdir(), 'pika-sidecar-redis-'));
-      const args = redisServerArgs(port, dir, 'notice');
+      const args = redisServerArgs(port, dir, opts.logLevel ?? 'notice');
       if (opts.password !== undefined) args.push('--requirepass', opts.password, '--masterauth', opts.password);
       if (opts.replicaOf) args.push('--replicaof', opts.replicaOf.host, String(opts.replicaOf.port));
       if (opts.config) for (let i = 0; i + 1 < opts.config.length; i += 2) args.push(`--${opts.config[i]}`, opts.config[i + 1]!);
-      const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      live.add(proc);
-      proc.once('exit', () => live.delete(proc));
+      const proc = spawnTracked('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       const srv = new RedisServer(port, dir, proc);
+      const spawnFailed = new Promise<never>((_, reject) =>
+        proc.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new Error(NOT_INSTALLED) : e)),
+      );
+      spawnFailed.catch(() => undefined);
       try {
-        await waitFor(async () => (proc.exitCode !== null ? Promise.reject(new Error('exited')) : srv.ping(opts.password)), {
-          timeoutMs: 10_000,
-          what: `redis-server on port ${port}`,
-        });
+        await Promise.race([
+          spawnFailed,
+          waitFor(async () => (srv.running ? srv.ping(opts.password) : Promise.reject(new Error('redis-server exited'))), {
+            timeoutMs: 10_000,
+            what: `redis-server on port ${port}`,
+          }),
+        ]);
         return srv;
       } catch (err) {
-        lastErr = new Error(`${(err as Error).message}\n${srv.output}`);
+        lastErr = new Error(`${(err as Error).message}${srv.log ? `\n${srv.log}` : ''}`);
         await srv.stop();
+        if ((err as Error).message === NOT_INSTALLED) break;
       }
     }
     throw lastErr;
+  }
+
+  get address(): string {
+    return `${this.host}:${this.port}`;
+  }
+
+  /** The server's recent output (stdout and stderr), for error messages. */
+  get log(): string {
+    return this.output();
+  }
+
+  get running(): boolean {
+    return isRunning(this.proc);
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
   }
 
   /** Sends one inline command on a fresh connection and returns the raw reply text. */
@@ -117,38 +149,36 @@ export class RedisServer {
     return r.slice(r.indexOf('\r\n') + 2);
   }
 
+  /** Waits until this replica's link to its master is up (bounded). */
+  async waitForLinkUp(timeoutMs = 15_000, password?: string): Promise<void> {
+    await waitFor(async () => (await this.info('replication', password)).includes('master_link_status:up'), {
+      timeoutMs,
+      what: `replica ${this.address} to sync with its master`,
+    });
+  }
+
   /** Real lag: the process stops executing (SIGSTOP) until resume(). */
   pause(): void {
+    if (!this.running) return;
     this.paused = true;
-    this.proc.kill('SIGSTOP');
+    signalChild(this.proc, 'SIGSTOP');
   }
 
   resume(): void {
     this.paused = false;
-    this.proc.kill('SIGCONT');
+    signalChild(this.proc, 'SIGCONT');
   }
 
-  get isPaused(): boolean {
-    return this.paused;
-  }
-
-  get log(): string {
-    return this.output;
-  }
-
-  /** SIGKILL, immediately (works on a paused process too). */
+  /** SIGKILL, immediately (works on a paused process too); the temp directory stays until stop(). */
   async kill(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
-    await this.exited;
+    await killChild(this.proc);
   }
 
+  /** SIGTERM (resuming a paused process first), SIGKILL after 3 s; then the temp directory goes. Idempotent. */
   async stop(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+    if (this.running) {
       if (this.paused) this.resume();
-      this.proc.kill('SIGTERM');
-      const t = setTimeout(() => this.proc.kill('SIGKILL'), 3000);
-      await this.exited;
-      clearTimeout(t);
+      await stopChild(this.proc, 3000);
     }
     rmSync(this.dir, { recursive: true, force: true });
   }

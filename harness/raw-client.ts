@@ -1,4 +1,4 @@
-/** Raw RESP over a socket, for tests that must see the exact bytes a client receives. */
+/** Raw RESP over a socket, for tests that must see the exact bytes a client receives (resp(): encodeCommand with Buffer arguments too). */
 import net from 'node:net';
 
 export function resp(...args: Array<string | Buffer>): Buffer {
