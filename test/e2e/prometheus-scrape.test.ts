@@ -16,7 +16,7 @@ import { startReplicationGroup } from '../support/redis-server.js';
 import { spawnSidecar } from '../support/cli-sidecar.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../support/wait.js';
-import { Deployment } from '../support/kubelet.js';
+import { Deployment } from '../support/kubelet/index.js';
 import { PROMETHEUS, Prometheus, missingBinary, type PromSample } from '../support/prometheus.js';
 import { WriteLoad } from '../../src/demo/load.js';
 import { SHUTDOWN_STATES } from '../../src/observability/names.js';

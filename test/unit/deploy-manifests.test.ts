@@ -29,7 +29,7 @@ import {
   type K8sObject,
   type PodSpec,
   type Variant,
-} from '../support/kubelet.js';
+} from '../support/kubelet/index.js';
 
 /**
  * The schema validator: kubernetes-models (a devDependency; Kubernetes 1.29+ API, so it knows
