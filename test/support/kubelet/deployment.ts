@@ -3,7 +3,19 @@
  * its containers, and what they refer to (ConfigMaps, Secrets, volumes, named ports) resolved.
  */
 import { join } from 'node:path';
-import type { Container, PodSpec, PodTemplate, Volume, VolumeMount } from './k8s.js';
+import type {
+  IConfigMap,
+  IContainer,
+  IKeyToPath,
+  IObjectMeta,
+  IPodSpec,
+  IPodTemplateSpec,
+  ISecret,
+  IStatefulSet,
+  IStatefulSetSpec,
+  IVolume,
+  IVolumeMount,
+} from './k8s.js';
 import { loadManifests, type K8sObject, type Manifest } from './manifests.js';
 import { DEPLOY_DIR } from './paths.js';
 
@@ -13,6 +25,31 @@ export const VARIANTS: readonly Variant[] = ['regular', 'native-sidecar', 'front
 /** Container names the manifests use; the tests look containers up by these. */
 export const SIDECAR_CONTAINER = 'pika-sidecar';
 export const BACKEND_CONTAINER = 'pika';
+
+/** A pod template a pod can be made from: both halves present. */
+export interface PodTemplate extends IPodTemplateSpec {
+  metadata: IObjectMeta;
+  spec: IPodSpec;
+}
+
+/** A StatefulSet with a spec whose template a pod can be made from. */
+export type PodStatefulSet = K8sObject & IStatefulSet & { spec: IStatefulSetSpec & { template: PodTemplate } };
+
+/** The data a ConfigMap or Secret volume shows, and which keys it shows where (all of them when items is undefined). */
+export interface VolumeContent {
+  data: Record<string, string>;
+  items: IKeyToPath[] | undefined;
+}
+
+// Kinds are told apart by apiVersion and kind only: the rest of each object's shape is the schema's
+// to check, and test/unit/deploy-manifests.test.ts validates every manifest against it.
+const isStatefulSet = (o: K8sObject): o is K8sObject & IStatefulSet => o.apiVersion === 'apps/v1' && o.kind === 'StatefulSet';
+const isConfigMap = (o: K8sObject): o is K8sObject & IConfigMap => o.apiVersion === 'v1' && o.kind === 'ConfigMap';
+const isSecret = (o: K8sObject): o is K8sObject & ISecret => o.apiVersion === 'v1' && o.kind === 'Secret';
+
+function hasPodTemplate(s: K8sObject & IStatefulSet): s is PodStatefulSet {
+  return s.spec?.template.metadata !== undefined && s.spec.template.spec !== undefined;
+}
 
 export class Deployment {
   private constructor(
@@ -35,24 +72,27 @@ export class Deployment {
     return found[0]!;
   }
 
-  get statefulSet(): K8sObject & { spec: { serviceName: string; selector: { matchLabels: Record<string, string> }; template: PodTemplate } } {
-    return this.one('StatefulSet') as never;
+  get statefulSet(): PodStatefulSet {
+    const set = this.one('StatefulSet');
+    if (!isStatefulSet(set)) throw new Error(`${this.variant}: StatefulSet ${set.metadata.name} is ${set.apiVersion}, not apps/v1`);
+    if (!hasPodTemplate(set)) throw new Error(`${this.variant}: StatefulSet ${set.metadata.name} has no spec.template with metadata and spec`);
+    return set;
   }
 
   get podTemplate(): PodTemplate {
     return this.statefulSet.spec.template;
   }
 
-  get podSpec(): PodSpec {
+  get podSpec(): IPodSpec {
     return this.podTemplate.spec;
   }
 
   /** Every container of the pod: regular and init ones. */
-  get allContainers(): Container[] {
+  get allContainers(): IContainer[] {
     return [...(this.podSpec.initContainers ?? []), ...this.podSpec.containers];
   }
 
-  container(name: string): { container: Container; init: boolean } {
+  container(name: string): { container: IContainer; init: boolean } {
     const init = this.podSpec.initContainers?.find((c) => c.name === name);
     if (init) return { container: init, init: true };
     const regular = this.podSpec.containers.find((c) => c.name === name);
@@ -61,28 +101,37 @@ export class Deployment {
   }
 
   /** initContainers with restartPolicy Always: started first, stopped last. */
-  get nativeSidecars(): Container[] {
+  get nativeSidecars(): IContainer[] {
     return (this.podSpec.initContainers ?? []).filter((c) => c.restartPolicy === 'Always');
   }
 
   configMapData(name: string): Record<string, string> {
-    return (this.one('ConfigMap', name)['data'] ?? {}) as Record<string, string>;
+    const map = this.one('ConfigMap', name);
+    if (!isConfigMap(map)) throw new Error(`${this.variant}: ConfigMap ${name} is ${map.apiVersion}, not v1`);
+    return map.data ?? {};
   }
 
   /** stringData and base64 data together, as the API server merges them. */
   secretData(name: string): Record<string, string> {
     const secret = this.one('Secret', name);
-    const data = Object.entries((secret['data'] ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]);
-    return { ...Object.fromEntries(data), ...((secret['stringData'] ?? {}) as Record<string, string>) };
+    if (!isSecret(secret)) throw new Error(`${this.variant}: Secret ${name} is ${secret.apiVersion}, not v1`);
+    const data = Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]);
+    return { ...Object.fromEntries(data), ...(secret.stringData ?? {}) };
   }
 
   /** A container's environment with secretKeyRef and configMapKeyRef resolved. */
   containerEnv(name: string): Record<string, string> {
     const env: Record<string, string> = {};
     for (const e of this.container(name).container.env ?? []) {
+      const secretRef = e.valueFrom?.secretKeyRef;
+      const configMapRef = e.valueFrom?.configMapKeyRef;
+      const refName = (ref: { name?: string; key: string }): string => {
+        if (ref.name === undefined) throw new Error(`${this.variant}: env ${e.name} of ${name} refers to key ${ref.key} of an unnamed object`);
+        return ref.name;
+      };
       if (e.value !== undefined) env[e.name] = e.value;
-      else if (e.valueFrom?.secretKeyRef) env[e.name] = required(this.secretData(e.valueFrom.secretKeyRef.name), e.valueFrom.secretKeyRef.key, e.name);
-      else if (e.valueFrom?.configMapKeyRef) env[e.name] = required(this.configMapData(e.valueFrom.configMapKeyRef.name), e.valueFrom.configMapKeyRef.key, e.name);
+      else if (secretRef) env[e.name] = required(this.secretData(refName(secretRef)), secretRef.key, e.name);
+      else if (configMapRef) env[e.name] = required(this.configMapData(refName(configMapRef)), configMapRef.key, e.name);
       else throw new Error(`${this.variant}: env ${e.name} of ${name} has neither value nor a supported valueFrom`);
     }
     return env;
@@ -103,7 +152,7 @@ export class Deployment {
    * The volume behind a path in a container: the mount whose mountPath is the longest prefix of
    * it, and the rest of the path inside the volume. undefined when no mount covers the path.
    */
-  volumeAt(containerName: string, path: string): { volume: Volume; mount: VolumeMount; inside: string } | undefined {
+  volumeAt(containerName: string, path: string): { volume: IVolume; mount: IVolumeMount; inside: string } | undefined {
     const mounts = [...(this.container(containerName).container.volumeMounts ?? [])].sort((a, b) => b.mountPath.length - a.mountPath.length);
     const mount = mounts.find((m) => path === m.mountPath || path.startsWith(`${m.mountPath.replace(/\/$/, '')}/`));
     if (!mount) return undefined;
@@ -114,19 +163,33 @@ export class Deployment {
 
   /** The StatefulSet's volumeClaimTemplates: volumes every pod gets from its own claim. */
   get claimNames(): string[] {
-    const claims = (this.statefulSet.spec as { volumeClaimTemplates?: Array<{ metadata: { name: string } }> }).volumeClaimTemplates ?? [];
-    return claims.map((c) => c.metadata.name);
+    return (this.statefulSet.spec.volumeClaimTemplates ?? []).map((c, i) => {
+      const name = c.metadata?.name;
+      if (name === undefined) throw new Error(`${this.variant}: volumeClaimTemplates[${i}] has no metadata.name`);
+      return name;
+    });
+  }
+
+  /** What a ConfigMap or Secret volume holds; undefined for a volume the manifests give no content (emptyDir, claims). */
+  volumeContent(volume: IVolume): VolumeContent | undefined {
+    if (volume.configMap) {
+      const { name, items } = volume.configMap;
+      if (name === undefined) throw new Error(`${this.variant}: volume ${volume.name} is a configMap without a name`);
+      return { data: this.configMapData(name), items };
+    }
+    if (volume.secret) {
+      const { secretName, items } = volume.secret;
+      if (secretName === undefined) throw new Error(`${this.variant}: volume ${volume.name} is a secret without a secretName`);
+      return { data: this.secretData(secretName), items };
+    }
+    return undefined;
   }
 
   /** The content of a file a container sees through a ConfigMap or Secret volume. */
   mountedFile(containerName: string, path: string): string {
     const at = this.volumeAt(containerName, path);
     if (!at) throw new Error(`${this.variant}: no volume of ${containerName} holds ${path}`);
-    const source = at.volume.configMap
-      ? { data: this.configMapData(at.volume.configMap.name), items: at.volume.configMap.items }
-      : at.volume.secret
-        ? { data: this.secretData(at.volume.secret.secretName), items: at.volume.secret.items }
-        : undefined;
+    const source = this.volumeContent(at.volume);
     if (!source) throw new Error(`${this.variant}: ${path} is on volume ${at.volume.name}, which has no content in the manifests`);
     const key = source.items ? source.items.find((i) => i.path === at.inside)?.key : at.inside;
     if (key === undefined) throw new Error(`${this.variant}: volume ${at.volume.name} has no item at ${at.inside}`);

@@ -10,7 +10,7 @@
  *   hooks.ts              lifecycle handlers (httpGet, exec, sleep) run locally, cut at a deadline
  *   local-pod.ts          LocalPod: one pod on this machine, ports and volumes local, containers started
  *   termination.ts        terminatePod: preStop, SIGTERM order, native sidecars last, SIGKILL at grace end
- *   k8s.ts                the slice of the Kubernetes API types the manifests use
+ *   k8s.ts                the Kubernetes API types, from kubernetes-models
  */
 export { DEPLOY_DIR, DOCKERFILE, REPO_ROOT } from './paths.js';
 export { kustomizationResources, loadManifests, readYamlDocuments, type K8sObject, type Manifest } from './manifests.js';
@@ -19,10 +19,12 @@ export {
   Deployment,
   SIDECAR_CONTAINER,
   VARIANTS,
+  type PodStatefulSet,
+  type PodTemplate,
   type Variant,
+  type VolumeContent,
 } from './deployment.js';
 export { dockerfileInstructions, sidecarImage, type DockerInstruction, type ImageLayout } from './image.js';
-export type * from './k8s.js';
 export { LocalProcess, type ProcessExit } from './container-process.js';
 export type { ExecTarget, HookResult, HttpGetTarget } from './hooks.js';
 export { LocalPod, type LocalPodOptions } from './local-pod.js';

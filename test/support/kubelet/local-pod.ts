@@ -14,7 +14,7 @@ import { LocalProcess, track, untrack } from './container-process.js';
 import { required, type Deployment } from './deployment.js';
 import { execHook, httpGetHook, noHook, sleepHook, type ExecTarget, type HookResult, type HttpGetTarget } from './hooks.js';
 import type { ImageLayout } from './image.js';
-import type { ExecAction, HTTPGetAction } from './k8s.js';
+import type { IExecAction, IHTTPGetAction } from './k8s.js';
 
 export interface LocalPodOptions {
   /** Directory for the pod's volumes (one subdirectory per volume). */
@@ -57,11 +57,7 @@ export class LocalPod {
     }
     for (const v of deployment.podSpec.volumes ?? []) {
       const dir = volumes.get(v.name)!;
-      const source = v.configMap
-        ? { data: deployment.configMapData(v.configMap.name), items: v.configMap.items }
-        : v.secret
-          ? { data: deployment.secretData(v.secret.secretName), items: v.secret.items }
-          : undefined;
+      const source = deployment.volumeContent(v);
       if (!source) continue;
       const items = source.items ?? Object.keys(source.data).map((key) => ({ key, path: key }));
       for (const item of items) writeFileSync(join(dir, item.path), required(source.data, item.key, `volume ${v.name}`));
@@ -176,7 +172,7 @@ export class LocalPod {
   }
 
   /** A container's httpGet handler as a request on this machine. */
-  private httpGetTarget(containerName: string, action: HTTPGetAction): HttpGetTarget {
+  private httpGetTarget(containerName: string, action: IHTTPGetAction): HttpGetTarget {
     // The kubelet dials the pod's IP (the `host` field is rarely set); here that is loopback.
     const host = action.host === undefined ? '127.0.0.1' : this.mapText(containerName, `${action.host}:1`).split(':')[0]!;
     if (!LOOPBACK_HOSTS.has(host)) throw new Error(`${containerName}: httpGet host ${host} is not loopback`);
@@ -187,7 +183,8 @@ export class LocalPod {
   }
 
   /** A container's exec handler as a command on this machine, run where and as its main process runs. */
-  private execTarget(containerName: string, action: ExecAction): ExecTarget {
+  private execTarget(containerName: string, action: IExecAction): ExecTarget {
+    if (action.command === undefined) throw new Error(`${containerName}: exec handler without a command`);
     return { argv: this.localArgv(containerName, action.command), cwd: this.cwd(containerName), env: this.env(containerName) };
   }
 

@@ -5,13 +5,17 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import type { ObjectMeta } from './k8s.js';
+import type { IObjectMeta } from './k8s.js';
 import { REPO_ROOT } from './paths.js';
 
+/**
+ * Any object of a manifest, as far as the reader checked it: apiVersion, kind and metadata.name
+ * are there; the rest is the kind's (deployment.ts narrows the kinds it reads).
+ */
 export interface K8sObject {
   apiVersion: string;
   kind: string;
-  metadata: ObjectMeta;
+  metadata: IObjectMeta & { name: string };
   [field: string]: unknown;
 }
 
