@@ -9,7 +9,7 @@
  *   node dist/src/cli.js run ...     the pika-sidecar container (image ENTRYPOINT from deploy/Dockerfile)
  *   write load                       pipelined SETs through the sidecar's client port; every +OK
  *                                    is an acknowledged write
- *   terminatePod                     preStop hooks, SIGTERM order, grace-period timer (test/support/kubelet.ts)
+ *   terminatePod                     preStop hooks, SIGTERM order, grace-period timer (test/support/kubelet/termination.ts)
  *
  * The fronted variant (deploy/kubernetes/fronted) also plays its replication ports: fake raw
  * servers echo bytes on the backend's +2000 and +10001, standing in for Pika's (redis-server has
@@ -47,7 +47,7 @@ import {
   type TerminationResult,
   type TimelineEvent,
   type Variant,
-} from '../support/kubelet.js';
+} from '../support/kubelet/index.js';
 import { DRAINED_FILE } from '../../src/shutdown/trigger-file.js';
 
 /** The only override of the manifests' configuration: endpoint removal needs no 5 s on one machine. */

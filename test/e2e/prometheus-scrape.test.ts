@@ -16,7 +16,7 @@ import { startReplicationGroup } from '../../harness/redis-server.js';
 import { spawnSidecar } from '../../harness/sidecar-process.js';
 import { deferrer } from '../support/defer.js';
 import { waitFor } from '../../harness/wait.js';
-import { Deployment } from '../support/kubelet.js';
+import { Deployment } from '../support/kubelet/index.js';
 import { PROMETHEUS, Prometheus, missingBinary, type PromSample } from '../support/prometheus.js';
 import { WriteLoad } from '../../harness/write-load.js';
 import { SHUTDOWN_STATES } from '../../src/observability/names.js';

@@ -26,16 +26,16 @@ import {
   kustomizationResources,
   readYamlDocuments,
   sidecarImage,
-  type Container,
   type K8sObject,
-  type PodSpec,
   type Variant,
-} from '../support/kubelet.js';
+} from '../support/kubelet/index.js';
+import type { IContainer as Container, IPodSpec as PodSpec } from 'kubernetes-models/v1';
 
 /**
  * The schema validator: kubernetes-models (a devDependency; Kubernetes 1.29+ API, so it knows
- * native sidecars and the sleep hook). Imported by a computed name so this file compiles and its
- * other tests run without it; the schema test fails, not skips, when it is missing.
+ * native sidecars and the sleep hook). Imported by a computed name so this file's other tests run
+ * without it (the types this file and the kubelet take from it are gone after the build); the
+ * schema test fails, not skips, when it is missing.
  */
 const VALIDATOR_PACKAGE = 'kubernetes-models';
 const VALIDATOR_HINT = 'add the devDependency kubernetes-models@4.5.1 (npm install --save-dev kubernetes-models@4.5.1)';
@@ -351,7 +351,7 @@ for (const variant of VARIANTS) {
         assert.equal(auth?.value, `Bearer ${config.adminToken ?? ''}`, 'the kubelet is not a loopback caller: the hook presents the admin token');
       } else {
         assert.ok(hook.exec, 'the gate hook is httpGet or exec');
-        const [shell, flag, script] = hook.exec.command;
+        const [shell, flag, script] = hook.exec.command ?? [];
         assert.equal(shell, 'sh');
         assert.equal(flag, '-c');
         assert.ok(script !== undefined);

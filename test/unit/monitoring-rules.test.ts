@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { Registry } from 'prom-client';
-import { REPO_ROOT, readYamlDocuments } from '../support/kubelet.js';
+import { REPO_ROOT, readYamlDocuments } from '../support/kubelet/index.js';
 import { PROMTOOL, missingBinary, promtool } from '../support/prometheus.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 
