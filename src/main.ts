@@ -35,6 +35,7 @@ import { drainPhase } from './shutdown/phases/drain.js';
 import { closeClientsPhase } from './shutdown/phases/close-clients.js';
 import { replicationSyncPhase, type ConvergenceOutcome } from './shutdown/phases/replication-sync.js';
 import { releasePhase } from './shutdown/phases/release.js';
+import { probeAcceptedReuse } from './backend/read-buffer.js';
 
 /** Test-only: `uncaught_exception` or `unhandled_rejection` (see armInjectedFault). */
 export const INJECT_FAULT_ENV = 'PIKA_SIDECAR_TEST_INJECT_FAULT';
@@ -271,6 +272,9 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   // Start-up: listeners first (a port in use is a start-up error), then the backend checks.
   let listenAddr: { host: string; port: number };
   let adminAddr: { host: string; port: number };
+  // Before the first client: may accepted sockets read into reused buffers (read-buffer.ts)?
+  const clientReadReuse = await probeAcceptedReuse();
+  log.debug({ clientReadReuse }, clientReadReuse ? 'client sockets read into reused buffers' : 'client sockets read with data events (this Node does not allow reuse)');
   try {
     adminAddr = await admin.listen().then((a) => ({ host: a.address, port: a.port }));
     listenAddr = await listener.listen();

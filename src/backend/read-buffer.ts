@@ -15,6 +15,13 @@
  * One buffer per socket, never shared: a shared one could not be taken away from the other
  * sockets' next reads once a write pinned it. It starts small (an idle session costs
  * READ_BUFFER_BYTES) and grows to READ_BUFFER_MAX_BYTES once a read fills it.
+ *
+ * Accepted client sockets: Node 20's net.Server has no `onread` option, so reuseBufferOnAccepted
+ * gives an accepted socket the same three fields net.Socket's constructor would have set from
+ * `onread` (the private kBuffer/kBufferCb/kBufferGen symbols) and tells its handle
+ * (`_handle.useUserBuffer`, what net.js calls). That shape is Node's, not a public API:
+ * it is used only when all of it is present and a loopback self-test (probeAcceptedReuse, once
+ * per process) saw bytes arrive through it; otherwise the socket is read with 'data' as before.
  */
 import net from 'node:net';
 
@@ -73,6 +80,100 @@ export function setReadSink(socket: net.Socket, sink: ReadSink | undefined): boo
   if (reader === undefined) return false;
   reader.sink = sink ?? discard;
   return true;
+}
+
+/** The private shape reuseBufferOnAccepted needs, found by the symbols' descriptions. */
+interface Internals {
+  buffer: symbol;
+  callback: symbol;
+  generator: symbol;
+}
+
+function internalsOf(socket: net.Socket): Internals | undefined {
+  const bySymbol = new Map(Object.getOwnPropertySymbols(socket).map((sym) => [sym.description, sym]));
+  const buffer = bySymbol.get('kBuffer');
+  const callback = bySymbol.get('kBufferCb');
+  const generator = bySymbol.get('kBufferGen');
+  if (buffer === undefined || callback === undefined || generator === undefined) return undefined;
+  const s = socket as unknown as Record<symbol, unknown> & { _handle?: { useUserBuffer?: unknown; reading?: unknown } | null };
+  // Not yet reading with Node's own buffer, nothing buffered: a socket as pauseOnConnect leaves it.
+  if (s[buffer] !== null || s[callback] !== null || s[generator] !== null) return undefined;
+  const handle = s._handle;
+  if (handle == null || typeof handle.useUserBuffer !== 'function' || handle.reading !== false) return undefined;
+  if (socket.readableLength !== 0 || socket.readableFlowing === true) return undefined;
+  return { buffer, callback, generator };
+}
+
+let acceptedReuse: boolean | undefined;
+
+/**
+ * Whether reuseBufferOnAccepted works in this Node: a loopback server accepts one connection
+ * (pauseOnConnect), converts it and must receive a known message through the reused buffer.
+ * Run once at start-up; false (and 'data' for every client) on any surprise.
+ */
+export async function probeAcceptedReuse(timeoutMs = 2000): Promise<boolean> {
+  if (acceptedReuse !== undefined) return acceptedReuse;
+  const message = 'pika-sidecar read-buffer probe\r\n';
+  const ok = await new Promise<boolean>((resolve) => {
+    let client: net.Socket | undefined;
+    const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
+      let got = '';
+      accepted.on('error', () => undefined);
+      const converted = convert(accepted, (chunk) => {
+        got += chunk.toString('latin1');
+        if (got === message) finish(true);
+        else if (!message.startsWith(got)) finish(false);
+        return false;
+      });
+      if (!converted) return finish(false);
+      accepted.on('data', () => finish(false)); // bytes must not take the old path too
+      accepted.resume();
+      done.push(() => accepted.destroy());
+    });
+    const done: Array<() => void> = [];
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    function finish(result: boolean): void {
+      clearTimeout(timer);
+      for (const d of done.splice(0)) d();
+      client?.destroy();
+      server.close();
+      resolve(result);
+    }
+    server.on('error', () => finish(false));
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      client = net.connect({ port, host: '127.0.0.1' }, () => client!.write(message));
+      client.on('error', () => finish(false));
+    });
+  }).catch(() => false);
+  acceptedReuse = ok;
+  return ok;
+}
+
+function convert(socket: net.Socket, sink: ReadSink): boolean {
+  const internals = internalsOf(socket);
+  if (internals === undefined) return false;
+  const reader = new ReusedReadBuffer();
+  reader.sink = sink;
+  const s = socket as unknown as Record<symbol, unknown> & { _handle: { useUserBuffer(b: Uint8Array): void } };
+  const first = reader.onread.buffer as () => Uint8Array;
+  const buf = first();
+  // What net.Socket's constructor and initSocketHandle do for `onread`, in the same order.
+  s[internals.buffer] = buf;
+  s[internals.generator] = first;
+  s[internals.callback] = reader.onread.callback;
+  s._handle.useUserBuffer(buf);
+  readers.set(socket, reader);
+  return true;
+}
+
+/**
+ * Reads an accepted, not yet read socket (pauseOnConnect) through a reused buffer into `sink`,
+ * when probeAcceptedReuse found that this Node allows it. Returns false when not: the caller
+ * reads it with 'data'.
+ */
+export function reuseBufferOnAccepted(socket: net.Socket, sink: ReadSink): boolean {
+  return acceptedReuse === true && convert(socket, sink);
 }
 
 /** How many read buffers the socket gave away to sinks that kept their chunk (tests). */

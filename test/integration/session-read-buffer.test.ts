@@ -281,4 +281,49 @@ describe('replies read into a reused buffer reach slow clients intact', () => {
       socket.destroy();
     }
   });
+
+  test('the client direction: with the backend socket corked, every small command read after another reaches the backend intact', async () => {
+    const commands = Array.from({ length: 40 }, () => resp('ECHO', randomBytes(rand, 1 + Math.floor(rand() * 300))));
+    const direct = await receiveAll(redis.port, Buffer.concat(commands));
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ port: sidecar.listen.port, host: '127.0.0.1' }, () => resolve(s));
+      s.on('error', reject);
+    });
+    const parts: Buffer[] = [];
+    let got = 0;
+    socket.on('data', (d: Buffer) => {
+      parts.push(d);
+      got += d.length;
+    });
+    const waitFor = async (cond: () => boolean, what: string): Promise<void> => {
+      for (const deadline = Date.now() + 5000; !cond(); await new Promise((r) => setTimeout(r, 2))) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      }
+    };
+    try {
+      socket.write(resp('PING'));
+      await waitFor(() => got === 7, '+PONG');
+      parts.length = 0;
+      got = 0;
+      const session = sidecar.registry.all().find((s) => s.client.remotePort === socket.localPort);
+      assert.ok(session, 'the session of this client');
+      assert.ok(readBuffersHandedOver(session.client) >= 0, 'this Node reads accepted sockets into reused buffers (probeAcceptedReuse)');
+      session.backend.cork();
+      const handedBefore = readBuffersHandedOver(session.client);
+      let queued = 0;
+      for (const [i, c] of commands.entries()) {
+        socket.write(c);
+        await waitFor(() => session.backend.writableLength > queued, `command ${i} queued`);
+        queued = session.backend.writableLength;
+      }
+      assert.equal(readBuffersHandedOver(session.client) - handedBefore, commands.length, 'each queued command kept its read buffer');
+      session.backend.uncork();
+      await waitFor(() => got >= direct.length, 'every reply');
+      const out = Buffer.concat(parts);
+      assert.equal(out.length, direct.length);
+      assert.equal(firstDifference(out, direct), direct.length, 'the replies as a direct connection gets them');
+    } finally {
+      socket.destroy();
+    }
+  });
 });
