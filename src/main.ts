@@ -24,6 +24,7 @@ import { planShutdown } from './shutdown/plan.js';
 import { startupChecks } from './startup-checks.js';
 import { buildComponents } from './components.js';
 import { injectedFault, installFaultHandlers } from './process-faults.js';
+import { probeAcceptedReuse } from './backend/read-buffer.js';
 
 export { INJECT_FAULT_ENV } from './process-faults.js';
 
@@ -133,6 +134,9 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   // Start-up: listeners first (a port in use is a start-up error, undone here), then the backend checks.
   let listenAddr: { host: string; port: number };
   let adminAddr: { host: string; port: number };
+  // Before the first client: may accepted sockets read into reused buffers (read-buffer.ts)?
+  const clientReadReuse = await probeAcceptedReuse();
+  log.debug({ clientReadReuse }, clientReadReuse ? 'client sockets read into reused buffers' : 'client sockets read with data events (this Node does not allow reuse)');
   try {
     adminAddr = await admin.listen().then((a) => ({ host: a.address, port: a.port }));
     listenAddr = await listener.listen();

@@ -12,12 +12,13 @@
  * would have had it gets exactly the backend's line (BackendRefusedError.reply), as it would have
  * directly. `-NOAUTH` is not a refusal: the client authenticates itself.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import { createPool, type Pool } from 'generic-pool';
 import { SidecarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { RESP_TYPES } from '../resp/resp-types.js';
+import { connectReusingBuffer, setReadSink } from './read-buffer.js';
 
 export interface BackendPoolOptions {
   host: string;
@@ -141,7 +142,9 @@ export class BackendPool {
     }
     if (this.state !== 'open') throw new SidecarError('ERR_POOL_CLOSED', 'the backend pool is closed');
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: this.opts.host, port: this.opts.port, noDelay: true });
+      // Reads go to a buffer reused from read to read (read-buffer.ts): a chunk is valid only
+      // until its sink returns, so whatever is kept of one here is a copy.
+      const socket = connectReusingBuffer({ host: this.opts.host, port: this.opts.port, noDelay: true });
       const timer = setTimeout(() => {
         socket.destroy(new Error(`connect timed out after ${this.opts.connectTimeoutMs} ms`));
       }, this.opts.connectTimeoutMs);
@@ -152,10 +155,11 @@ export class BackendPool {
         socket.on('error', () => undefined);
         const early: Buffer[] = [];
         unsolicited.set(socket, early);
-        socket.on('data', (d: Buffer) => {
-          early.push(d);
+        setReadSink(socket, (d) => {
+          early.push(Buffer.from(d));
           // A backend that talks unasked sends one error line; more than that is not a refusal to keep.
           if (early.reduce((n, b) => n + b.length, 0) > 1024) socket.destroy();
+          return false;
         });
         this.failures = 0;
         resolve(socket);
@@ -179,7 +183,7 @@ export class BackendPool {
   private ping(socket: net.Socket): Promise<PingResult> {
     const early = unsolicited.get(socket);
     unsolicited.delete(socket);
-    socket.removeAllListeners('data');
+    setReadSink(socket, undefined);
     const before = early === undefined || early.length === 0 ? undefined : Buffer.concat(early);
     // Refused on accept (Redis writes the error and closes): do not write into a closing socket.
     if (before !== undefined) return Promise.resolve({ ok: false, refusal: firstLine(before) });
@@ -188,16 +192,16 @@ export class BackendPool {
       let got = '';
       const done = (r: PingResult) => {
         clearTimeout(timer);
-        socket.off('data', onData);
+        setReadSink(socket, undefined);
         socket.off('close', onClose);
         resolve(r);
       };
-      const onData = (d: Buffer) => {
+      const onData = (d: Buffer): boolean => {
         got += d.toString('latin1');
         const nl = got.indexOf('\r\n');
         if (nl < 0) {
           if (got.length > 1024) done({ ok: false, refusal: undefined });
-          return;
+          return false;
         }
         const line = got.slice(0, nl + 2);
         // Exactly one line: anything after it would belong to nobody.
@@ -205,10 +209,11 @@ export class BackendPool {
         if (line[0] === '+' || AUTH_CHALLENGE.test(line)) done(usable ? { ok: true } : { ok: false, refusal: undefined });
         else if (line[0] === '-') done({ ok: false, refusal: Buffer.from(line, 'latin1') });
         else done({ ok: false, refusal: undefined });
+        return false; // what is kept of d is the string
       };
       const onClose = () => done({ ok: false, refusal: got.includes('\r\n') ? firstLine(Buffer.from(got, 'latin1')) : undefined });
       const timer = setTimeout(() => done({ ok: false, refusal: undefined }), this.opts.connectTimeoutMs);
-      socket.on('data', onData);
+      setReadSink(socket, onData);
       socket.once('close', onClose);
       socket.write(PING);
     });

@@ -31,6 +31,7 @@ import { CommandTable, Cmd } from '../resp/command-table.js';
 import { RequestScanner, NEED_MORE, EV_NAME } from '../resp/request-scanner.js';
 import { ReplyScanner, FRAME_ATTRIBUTE, FRAME_REPLY } from '../resp/reply-scanner.js';
 import { REFUSED_STAND_IN, sidecarErrorReply } from '../backend/encode.js';
+import { reuseBufferOnAccepted, setReadSink } from '../backend/read-buffer.js';
 import { classifyPubSub, PUBSUB_HEAD_BYTES, PUBSUB_KIND_SHIFT, PUBSUB_MESSAGE, PUBSUB_OTHER, trailingCount } from './pubsub-frames.js';
 import { SessionAccounting, FRAME_NOT_OWED, FRAME_OWED, FRAME_REFUSAL, SUB_CHANNEL, SUB_PATTERN, SUB_SHARD, type CommandArgs, type FrameInfo } from './accounting.js';
 import type { LogSummary } from '../observability/log-summary.js';
@@ -136,6 +137,28 @@ export class Session extends EventEmitter {
 
   private readonly onClientData = (chunk: Buffer) => this.handleClientData(chunk);
   private readonly onBackendData = (chunk: Buffer) => this.handleBackendData(chunk);
+  /**
+   * A pool socket's reads arrive in its reused buffer (read-buffer.ts), valid until this returns.
+   * Nothing on the reply side keeps a chunk: partial pub/sub frames are copied (keepFrameEnds),
+   * the scanner keeps numbers. Only a client write still queued (not completed synchronously)
+   * keeps the bytes, and then the socket reads into a new buffer.
+   */
+  private readonly onBackendRead = (chunk: Buffer): boolean => {
+    this.handleBackendData(chunk);
+    return this.client.writableLength > 0;
+  };
+  /** The backend's reads come through onBackendRead (a pool socket), not 'data'. */
+  private readonly backendReused: boolean;
+  /**
+   * The same for the client (reuseBufferOnAccepted). The request side keeps no chunk either: a
+   * command held back is copied (`held`), the scanner copies the bytes it needs; only a backend
+   * write still queued keeps them.
+   */
+  private readonly onClientRead = (chunk: Buffer): boolean => {
+    this.handleClientData(chunk);
+    return this.backend.writableLength > 0;
+  };
+  private readonly clientReused: boolean;
 
   constructor(
     readonly client: net.Socket,
@@ -152,8 +175,10 @@ export class Session extends EventEmitter {
     this.patternIds = new Set([t.idOf('psubscribe'), t.idOf('punsubscribe')]);
     this.shardIds = new Set([t.idOf('ssubscribe'), t.idOf('sunsubscribe')]);
 
-    client.on('data', this.onClientData);
-    backend.on('data', this.onBackendData);
+    this.clientReused = reuseBufferOnAccepted(client, this.onClientRead);
+    if (!this.clientReused) client.on('data', this.onClientData);
+    this.backendReused = setReadSink(backend, this.onBackendRead);
+    if (!this.backendReused) backend.on('data', this.onBackendData);
     // Backpressure: each side pauses the other while its write buffer is full.
     backend.on('drain', () => {
       this.backendFull = false;
@@ -663,8 +688,10 @@ export class Session extends EventEmitter {
   }
 
   private detach(): void {
-    this.client.off('data', this.onClientData);
-    this.backend.off('data', this.onBackendData);
+    if (this.clientReused) setReadSink(this.client, undefined);
+    else this.client.off('data', this.onClientData);
+    if (this.backendReused) setReadSink(this.backend, undefined);
+    else this.backend.off('data', this.onBackendData);
     this.held = undefined;
   }
 
