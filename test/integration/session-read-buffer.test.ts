@@ -8,9 +8,9 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../../harness/redis-server.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { resp } from '../support/raw-client.js';
+import { resp } from '../../harness/raw-client.js';
 import { prng } from '../support/prng.js';
 import { READ_BUFFER_BYTES, READ_BUFFER_MAX_BYTES, readBuffersHandedOver } from '../../src/backend/read-buffer.js';
 
