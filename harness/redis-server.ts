@@ -19,6 +19,8 @@ import { waitFor } from './wait.js';
  * nothing persisted, in the foreground, logging to stdout.
  */
 export function redisServerArgs(port: number, dir: string, logLevel: 'warning' | 'notice' = 'warning'): string[] {
+  // prettier-ignore: one flag and its value per line
+  // prettier-ignore
   return [
     '--port', String(port),
     '--bind', '127.0.0.1',
