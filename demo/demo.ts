@@ -91,7 +91,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   const ac = new AbortController();
   const onSigint = () => ac.abort(new Interrupted());
   process.on('SIGINT', onSigint);
-  const interrupted = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason as Error), { once: true }));
+  const interrupted = new Promise<never>((_, reject) =>
+    ac.signal.addEventListener('abort', () => reject(ac.signal.reason as Error), { once: true }),
+  );
   interrupted.catch(() => undefined);
   const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, interrupted]);
   const pause = (ms: number) => guard(sleep(ms, undefined, { signal: ac.signal }));
@@ -100,7 +102,16 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   let replica: RedisServer | undefined;
   let sidecar: SidecarProcess | undefined;
   let load: WriteLoad | undefined;
-  const summary: DemoSummary = { pass: false, exitCode: 1, servers: null, load: null, sidecar: null, timeline: [], verdict: null, pids: [] };
+  const summary: DemoSummary = {
+    pass: false,
+    exitCode: 1,
+    servers: null,
+    load: null,
+    sidecar: null,
+    timeline: [],
+    verdict: null,
+    pids: [],
+  };
   const events: TimelineRow[] = [];
   // Every redis start, so one that completes after a Ctrl-C is stopped too.
   const starting: Array<Promise<RedisServer>> = [];
@@ -132,7 +143,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     const startLine = await guard(
       waitFor(
         () => {
-          if (!started.running) throw new Error(`the sidecar exited during start-up${started.stderr() ? `:\n${started.stderr().trim()}` : ''}`);
+          if (!started.running)
+            throw new Error(`the sidecar exited during start-up${started.stderr() ? `:\n${started.stderr().trim()}` : ''}`);
           return started.logs.find((l) => l.msg === 'pika-sidecar started');
         },
         { timeoutMs: 15_000, what: "the sidecar's start-up log line" },
@@ -150,15 +162,29 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     if (!json) {
       out(`  redis master    ${master.address}`);
       out(`  redis replica   ${replica.address}   replicating from the master (link up)`);
-      out(`  pika-sidecar    ${listenAt.host}:${listenAt.port}   in front of the master; admin http://${adminAt.host}:${adminAt.port}   ready`);
+      out(
+        `  pika-sidecar    ${listenAt.host}:${listenAt.port}   in front of the master; admin http://${adminAt.host}:${adminAt.port}   ready`,
+      );
       out('');
       out(`Write load: ${LOAD_CONNECTIONS} connections pipelining SET demo:<conn>:<seq> through the sidecar`);
     }
 
-    load = await guard(WriteLoad.start({ host: listenAt.host, port: listenAt.port, connections: LOAD_CONNECTIONS, maxWritesPerSec: LOAD_MAX_WRITES_PER_SEC }));
+    load = await guard(
+      WriteLoad.start({
+        host: listenAt.host,
+        port: listenAt.port,
+        connections: LOAD_CONNECTIONS,
+        maxWritesPerSec: LOAD_MAX_WRITES_PER_SEC,
+      }),
+    );
     const running = load;
     const phaseWatch = new PhaseWatch(adminAt, sidecar);
-    const ticker = json ? undefined : progress.start(() => running.stats(), () => phaseWatch.phase);
+    const ticker = json
+      ? undefined
+      : progress.start(
+          () => running.stats(),
+          () => phaseWatch.phase,
+        );
 
     try {
       await pause(LOAD_BEFORE_STALL_MS);
@@ -186,7 +212,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
       events.push({
         atMs: Date.now() - sigtermAt,
         kind: 'event',
-        what: exit.killed ? `sidecar did not exit within ${SIDECAR_EXIT_TIMEOUT_MS / 1000} s: killed` : `sidecar exited with code ${exitCodeOf(exit)}`,
+        what: exit.killed
+          ? `sidecar did not exit within ${SIDECAR_EXIT_TIMEOUT_MS / 1000} s: killed`
+          : `sidecar exited with code ${exitCodeOf(exit)}`,
       });
       // Whatever the sidecar did, the replica runs again before anything is read from it.
       if (replica.isPaused) {
@@ -206,7 +234,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
       const abandoned = num(report?.['commandsAbandoned']);
       const exitEvent = events.find((e) => e.what.startsWith('sidecar exited'));
       if (exitEvent && abandoned !== undefined) exitEvent.what += ` (${fmt(abandoned)} commands abandoned)`;
-      summary.timeline = buildTimeline(sidecar.logs, report, sigtermAt, summary.load.acknowledgedAfterSigterm).concat(events).sort((a, b) => a.atMs - b.atMs);
+      summary.timeline = buildTimeline(sidecar.logs, report, sigtermAt, summary.load.acknowledgedAfterSigterm)
+        .concat(events)
+        .sort((a, b) => a.atMs - b.atMs);
       if (!json) {
         out(
           stats.openConnections === 0
@@ -398,7 +428,12 @@ interface PhaseRecordLike {
 }
 
 /** One row per phase: its start from the `phase X started` line, the rest from the report (or the finish line). */
-export function buildTimeline(lines: readonly LogLine[], report: Record<string, unknown> | null, sigtermAt: number, ackedInIntercept: number): TimelineRow[] {
+export function buildTimeline(
+  lines: readonly LogLine[],
+  report: Record<string, unknown> | null,
+  sigtermAt: number,
+  ackedInIntercept: number,
+): TimelineRow[] {
   const startOf = new Map<string, number>();
   const finished = new Map<string, PhaseRecordLike>();
   for (const l of lines) {
@@ -447,7 +482,11 @@ function describePhase(r: PhaseRecordLike, report: Record<string, unknown> | nul
       if (r.outcome === 'timed_out') return `${num(d['left']) ?? '?'} sessions still busy at the deadline`;
       return [
         sessions !== undefined ? `${sessions} sessions` : undefined,
-        inflight === undefined ? undefined : inflight > 0 ? `${fmt(inflight)} commands in flight at the start, each answered before its session closed` : 'no command in flight at the start',
+        inflight === undefined
+          ? undefined
+          : inflight > 0
+            ? `${fmt(inflight)} commands in flight at the start, each answered before its session closed`
+            : 'no command in flight at the start',
         drained !== undefined ? `${drained} closed at a command boundary` : undefined,
       ]
         .filter((s) => s !== undefined)
@@ -484,21 +523,30 @@ function describePhase(r: PhaseRecordLike, report: Record<string, unknown> | nul
 }
 
 function printTimeline(out: (line: string) => void, rows: readonly TimelineRow[]): void {
-  out('Shutdown timeline (t = 0: SIGTERM sent; from the sidecar\'s log)');
+  out("Shutdown timeline (t = 0: SIGTERM sent; from the sidecar's log)");
   out(`  ${pad('t', 7)}   ${'phase'.padEnd(17)} ${pad('took', 7)}   ${'outcome'.padEnd(10)} what happened`);
   for (const r of rows) {
     const t = Number.isNaN(r.atMs) ? '?' : `${r.atMs >= 0 ? '+' : '-'}${(Math.abs(r.atMs) / 1000).toFixed(2)}s`;
     if (r.kind === 'event') out(`  ${pad(t, 7)}   ${'·'.padEnd(17)} ${pad('', 7)}   ${''.padEnd(10)} ${r.what}`);
-    else out(`  ${pad(t, 7)}   ${(r.phase ?? '').padEnd(17)} ${pad(`${((r.durationMs ?? 0) / 1000).toFixed(2)}s`, 7)}   ${(r.outcome ?? '').padEnd(10)} ${r.what}`);
+    else
+      out(
+        `  ${pad(t, 7)}   ${(r.phase ?? '').padEnd(17)} ${pad(`${((r.durationMs ?? 0) / 1000).toFixed(2)}s`, 7)}   ${(r.outcome ?? '').padEnd(10)} ${r.what}`,
+      );
   }
   out('');
 }
 
 function printVerdict(out: (line: string) => void, v: Verdict, sidecar: NonNullable<DemoSummary['sidecar']>): void {
-  const code = sidecar.killed ? 'killed (did not exit in time)' : sidecar.exitCode !== null ? String(sidecar.exitCode) : `signal ${sidecar.signal ?? '?'}`;
+  const code = sidecar.killed
+    ? 'killed (did not exit in time)'
+    : sidecar.exitCode !== null
+      ? String(sidecar.exitCode)
+      : `signal ${sidecar.signal ?? '?'}`;
   out('Verdict (read back from the real servers; the replica was detached first with REPLICAOF NO ONE)');
   out(`  acknowledged writes                        ${pad(fmt(v.acknowledged), 10)}`);
-  out(`  acknowledged but missing on the replica    ${pad(fmt(v.missingOnReplica), 10)}${v.wrongValueOnReplica > 0 ? `   (+ ${fmt(v.wrongValueOnReplica)} with a wrong value)` : ''}`);
+  out(
+    `  acknowledged but missing on the replica    ${pad(fmt(v.missingOnReplica), 10)}${v.wrongValueOnReplica > 0 ? `   (+ ${fmt(v.wrongValueOnReplica)} with a wrong value)` : ''}`,
+  );
   out(`  executed on the master without a reply     ${pad(fmt(v.phantomExecutions), 10)}   (of ${fmt(v.unanswered)} sent but unanswered)`);
   if (v.errorReplies > 0) out(`  error replies                              ${pad(fmt(v.errorReplies), 10)}`);
   out(`  sidecar exit code                          ${pad(code, 10)}`);

@@ -27,7 +27,9 @@ export function splitHostPort(address: string): { host: string; port: number } {
 }
 
 /** `make run`. Resolves with the sidecar's exit code. */
-export async function runLocal(opts: { env?: NodeJS.ProcessEnv; args?: readonly string[]; out?: (line: string) => void } = {}): Promise<number> {
+export async function runLocal(
+  opts: { env?: NodeJS.ProcessEnv; args?: readonly string[]; out?: (line: string) => void } = {},
+): Promise<number> {
   const env = opts.env ?? process.env;
   const out = opts.out ?? ((line: string) => process.stderr.write(`${line}\n`));
   const listen = env['PIKA_SIDECAR_LISTEN'] ?? '127.0.0.1:6380';
@@ -45,7 +47,11 @@ export async function runLocal(opts: { env?: NodeJS.ProcessEnv; args?: readonly 
     signals++;
     signalled();
     if (sidecar?.signal(sig) === true) {
-      out(signals === 1 ? `\n${sig}: forwarded to the sidecar; it drains, then exits (again to force)` : `${sig}: forwarded again; the sidecar forces the rest of its shutdown`);
+      out(
+        signals === 1
+          ? `\n${sig}: forwarded to the sidecar; it drains, then exits (again to force)`
+          : `${sig}: forwarded again; the sidecar forces the rest of its shutdown`,
+      );
     }
   };
   process.on('SIGINT', onSignal);
@@ -82,7 +88,9 @@ export async function runLocal(opts: { env?: NodeJS.ProcessEnv; args?: readonly 
     // The sidecar is bounded by its own shutdown deadline; SIGKILL only if it overstays it by far.
     const exit = await waitBounded(sidecar, firstSignal, 120_000);
     const code = exitCodeOf(exit);
-    out(`sidecar exited with code ${code}${exit.killed ? ' (killed: it did not exit in time)' : ''}; stopping redis-server ${redis.address}`);
+    out(
+      `sidecar exited with code ${code}${exit.killed ? ' (killed: it did not exit in time)' : ''}; stopping redis-server ${redis.address}`,
+    );
     return code;
   } finally {
     process.off('SIGINT', onSignal);
@@ -93,7 +101,11 @@ export async function runLocal(opts: { env?: NodeJS.ProcessEnv; args?: readonly 
 }
 
 /** Waits for the sidecar to exit; once a signal has been forwarded, at most `afterSignalMs`. */
-async function waitBounded(sidecar: SidecarProcess, firstSignal: Promise<void>, afterSignalMs: number): Promise<SidecarExit & { killed: boolean }> {
+async function waitBounded(
+  sidecar: SidecarProcess,
+  firstSignal: Promise<void>,
+  afterSignalMs: number,
+): Promise<SidecarExit & { killed: boolean }> {
   const early = await Promise.race([sidecar.exited, firstSignal.then(() => 'signalled' as const)]);
   if (early !== 'signalled') return { ...early, killed: false };
   return sidecar.waitForExit(afterSignalMs);

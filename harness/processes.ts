@@ -151,7 +151,13 @@ export function haveBinary(command: string): boolean {
  * Resolves once `ready()` is true; rejects at once if the child exits first (waitFor alone would
  * retry through that until its deadline), or when the deadline passes.
  */
-export async function whenReady(child: ChildProcess, ready: () => boolean | Promise<boolean>, what: string, timeoutMs: number, intervalMs = 50): Promise<void> {
+export async function whenReady(
+  child: ChildProcess,
+  ready: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs: number,
+  intervalMs = 50,
+): Promise<void> {
   let settled = false;
   const exitedEarly = exitOfChild(child).then((exit) => {
     if (!settled) throw new Error(`${what}: the process exited (code ${exit.code ?? exit.signal}) before it was ready`);

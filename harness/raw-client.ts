@@ -52,7 +52,8 @@ export class RawClient {
   async until(done: (b: Buffer) => boolean, timeoutMs = 5000, what = 'reply'): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
     while (!done(this.buf)) {
-      if (this.closed) throw new Error(`connection closed before ${what}; got ${JSON.stringify(this.buf.subarray(0, 200).toString('latin1'))}`);
+      if (this.closed)
+        throw new Error(`connection closed before ${what}; got ${JSON.stringify(this.buf.subarray(0, 200).toString('latin1'))}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.buf.subarray(-200).toString('latin1'))}`);
       await new Promise<void>((r) => {

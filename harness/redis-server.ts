@@ -19,7 +19,6 @@ import { waitFor } from './wait.js';
  * nothing persisted, in the foreground, logging to stdout.
  */
 export function redisServerArgs(port: number, dir: string, logLevel: 'warning' | 'notice' = 'warning'): string[] {
-  // prettier-ignore: one flag and its value per line
   // prettier-ignore
   return [
     '--port', String(port),
@@ -200,15 +199,22 @@ function replyComplete(s: string): boolean {
 }
 
 /** Starts a master and `n` replicas of it, and waits until every replica's link is up. `port` is the master's. */
-export async function startReplicationGroup(n: number, opts: RedisServerOptions = {}): Promise<{ master: RedisServer; replicas: RedisServer[] }> {
+export async function startReplicationGroup(
+  n: number,
+  opts: RedisServerOptions = {},
+): Promise<{ master: RedisServer; replicas: RedisServer[] }> {
   const master = await RedisServer.start(opts);
   const { port: _masterPort, ...replicaOpts } = opts;
   const replicas: RedisServer[] = [];
-  for (let i = 0; i < n; i++) replicas.push(await RedisServer.start({ ...replicaOpts, replicaOf: { host: master.host, port: master.port } }));
-  await waitFor(async () => {
-    for (const r of replicas) if (!(await r.info('replication', opts.password)).includes('master_link_status:up')) return false;
-    return true;
-  }, { timeoutMs: 15_000, what: 'replicas in sync' });
+  for (let i = 0; i < n; i++)
+    replicas.push(await RedisServer.start({ ...replicaOpts, replicaOf: { host: master.host, port: master.port } }));
+  await waitFor(
+    async () => {
+      for (const r of replicas) if (!(await r.info('replication', opts.password)).includes('master_link_status:up')) return false;
+      return true;
+    },
+    { timeoutMs: 15_000, what: 'replicas in sync' },
+  );
   return { master, replicas };
 }
 

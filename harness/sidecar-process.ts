@@ -57,7 +57,18 @@ export interface SidecarProcessOptions {
 
 /** The node command line of a sidecar (without node itself): node flags, the CLI, `run` and its flags. */
 export function sidecarArgv(opts: Pick<SidecarProcessOptions, 'listen' | 'backend' | 'admin' | 'args' | 'cli' | 'nodeFlags'>): string[] {
-  return [...(opts.nodeFlags ?? []), opts.cli ?? CLI, 'run', '--listen', opts.listen, '--backend', opts.backend, '--admin', opts.admin, ...(opts.args ?? [])];
+  return [
+    ...(opts.nodeFlags ?? []),
+    opts.cli ?? CLI,
+    'run',
+    '--listen',
+    opts.listen,
+    '--backend',
+    opts.backend,
+    '--admin',
+    opts.admin,
+    ...(opts.args ?? []),
+  ];
 }
 
 /** The sidecar (`pika-sidecar run`) as a child process in its own process group. */
@@ -161,7 +172,8 @@ export class SidecarProcess {
     void this.exited.then(() => (exited = true));
     await waitFor(
       async () => {
-        if (exited || !this.running) throw new Error(`the sidecar exited during start-up${this.stderrText ? `: ${this.stderrText.trim()}` : ''}`);
+        if (exited || !this.running)
+          throw new Error(`the sidecar exited during start-up${this.stderrText ? `: ${this.stderrText.trim()}` : ''}`);
         return (await httpGet(admin.host, admin.port, '/readyz', 500)).status === 200;
       },
       { timeoutMs, what: 'the sidecar to report ready (GET /readyz 200)' },
@@ -171,7 +183,13 @@ export class SidecarProcess {
   /** [phase, outcome] of every `phase X ...` line with a duration, in log order. */
   phaseOutcomes(): Array<[string, string]> {
     return this.logs
-      .filter((l) => typeof l.outcome === 'string' && typeof l.phase === 'string' && l['durationMs'] !== undefined && l.msg?.startsWith('phase ') === true)
+      .filter(
+        (l) =>
+          typeof l.outcome === 'string' &&
+          typeof l.phase === 'string' &&
+          l['durationMs'] !== undefined &&
+          l.msg?.startsWith('phase ') === true,
+      )
       .map((l) => [l.phase!, l.outcome!]);
   }
 
@@ -221,7 +239,11 @@ export async function spawnSidecar(
 }
 
 /** Runs the CLI (`node dist/src/cli.js ...args`) to its exit, with a deadline (then SIGKILL and a rejection). */
-export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runCli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 15_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const p = spawnTracked(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -236,4 +258,3 @@ export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {
   await new Promise<void>((resolve) => (p.stdout === null || p.stdout.closed ? resolve() : p.once('close', () => resolve())));
   return { code: exit.code, stdout, stderr };
 }
-

@@ -190,7 +190,8 @@ export class WriteLoad {
     }
     const switches = { sending: true };
     const conns = sockets.map(
-      (s, i) => new LoadConnection(i, (s as PromiseFulfilledResult<net.Socket>).value, batch, valueBytes, () => switches.sending, perConnPerMs),
+      (s, i) =>
+        new LoadConnection(i, (s as PromiseFulfilledResult<net.Socket>).value, batch, valueBytes, () => switches.sending, perConnPerMs),
     );
     const load = new WriteLoad(conns, valueBytes, switches);
     for (const c of conns) c.topUp();
@@ -212,7 +213,15 @@ export class WriteLoad {
         inFlight += c.inFlight;
       }
     }
-    return { connections: this.conns.length, openConnections: open, sent, acknowledged: replies - errors, errors, inFlight, unanswered: sent - replies - inFlight };
+    return {
+      connections: this.conns.length,
+      openConnections: open,
+      sent,
+      acknowledged: replies - errors,
+      errors,
+      inFlight,
+      unanswered: sent - replies - inFlight,
+    };
   }
 
   ledger(): ConnectionLedger[] {
@@ -230,7 +239,6 @@ export class WriteLoad {
     for (const c of this.conns) c.destroy();
   }
 }
-
 
 export interface Verdict {
   /** Writes answered +OK by the sidecar. */

@@ -150,7 +150,10 @@ function adminToken(argv: Record<string, unknown>): string | undefined {
   const file = process.env[fileKey.env];
   if (file === undefined || file === '') return undefined;
   const parsed = fileKey.parser.parse(file);
-  if (!parsed.ok) throw new UsageError(`cannot read the admin token file ${fileKey.env}=${file}: ${parsed.detail ?? `expected ${fileKey.parser.expected}`}`);
+  if (!parsed.ok)
+    throw new UsageError(
+      `cannot read the admin token file ${fileKey.env}=${file}: ${parsed.detail ?? `expected ${fileKey.parser.expected}`}`,
+    );
   return parsed.value as string | undefined;
 }
 

@@ -27,9 +27,14 @@ export const EXIT_CODES: readonly ExitCodeDeclaration[] = [
   {
     code: EXIT_PHASE_FAILED,
     name: 'phase_failed',
-    meaning: 'the shutdown finished but a phase timed out or failed, a command was abandoned (forwarded, its reply not delivered), or a fault (uncaught exception, unhandled rejection) started it: data may be at risk, the report line says which',
+    meaning:
+      'the shutdown finished but a phase timed out or failed, a command was abandoned (forwarded, its reply not delivered), or a fault (uncaught exception, unhandled rejection) started it: data may be at risk, the report line says which',
   },
-  { code: EXIT_FORCED, name: 'forced', meaning: 'a second termination signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT, ...) forced the remaining phases to finish at once' },
+  {
+    code: EXIT_FORCED,
+    name: 'forced',
+    meaning: 'a second termination signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT, ...) forced the remaining phases to finish at once',
+  },
 ];
 
 /** What decides a shutdown's exit code. */
@@ -65,6 +70,6 @@ export const TOOL_EXIT_CODES: readonly ExitCodeDeclaration[] = [
   {
     code: EXIT_DRAIN_PAST_DEADLINE,
     name: 'drain_past_deadline',
-    meaning: '`drain --wait`: the drain did not finish before the sidecar\'s deadline (HTTP 504); see its report',
+    meaning: "`drain --wait`: the drain did not finish before the sidecar's deadline (HTTP 504); see its report",
   },
 ];

@@ -67,7 +67,9 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
 
   // The triggers: a file, signals (with the hold), HTTP.
   const triggerFile =
-    sd.triggerDir === undefined ? undefined : new TriggerFile(sd.triggerDir, () => void coordinator.start('file'), logger.child({ component: 'trigger' }));
+    sd.triggerDir === undefined
+      ? undefined
+      : new TriggerFile(sd.triggerDir, () => void coordinator.start('file'), logger.child({ component: 'trigger' }));
   const signals = new SignalHold({
     holdUntilSignal: sd.holdUntilSignal,
     toCoordinator: (sig) => void coordinator.onSignal(sig),
@@ -136,7 +138,10 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
   let adminAddr: { host: string; port: number };
   // Before the first client: may accepted sockets read into reused buffers (read-buffer.ts)?
   const clientReadReuse = await probeAcceptedReuse();
-  log.debug({ clientReadReuse }, clientReadReuse ? 'client sockets read into reused buffers' : 'client sockets read with data events (this Node does not allow reuse)');
+  log.debug(
+    { clientReadReuse },
+    clientReadReuse ? 'client sockets read into reused buffers' : 'client sockets read with data events (this Node does not allow reuse)',
+  );
   try {
     adminAddr = await admin.listen().then((a) => ({ host: a.address, port: a.port }));
     listenAddr = await listener.listen();
@@ -166,7 +171,11 @@ export async function runSidecar(config: SidecarConfig, opts: RunOptions = {}): 
       backendUp: health.isUp,
       config: opts.configPath ?? null,
       // The pushgateway URL may carry credentials (user:password@host).
-      shutdown: { ...sd, pushgatewayUrl: sd.pushgatewayUrl === undefined ? null : maskUrlPassword(sd.pushgatewayUrl), interceptBudgetMs: interceptBudgetMs(sd) },
+      shutdown: {
+        ...sd,
+        pushgatewayUrl: sd.pushgatewayUrl === undefined ? null : maskUrlPassword(sd.pushgatewayUrl),
+        interceptBudgetMs: interceptBudgetMs(sd),
+      },
     },
     'pika-sidecar started',
   );

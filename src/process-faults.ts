@@ -15,7 +15,10 @@ type FaultKind = 'uncaught_exception' | 'unhandled_rejection';
 export function installFaultHandlers(coordinator: ShutdownCoordinator, log: Logger): () => void {
   const onFault = (kind: FaultKind, err: unknown) => {
     const message = err instanceof Error ? err.message : String(err);
-    log.error({ err: err instanceof Error ? { message, stack: err.stack } : message, kind }, `${kind.replace('_', ' ')}; starting the orderly shutdown (exit code 2)`);
+    log.error(
+      { err: err instanceof Error ? { message, stack: err.stack } : message, kind },
+      `${kind.replace('_', ' ')}; starting the orderly shutdown (exit code 2)`,
+    );
     void coordinator.onFault(kind, message);
   };
   const onUncaught = (err: unknown) => onFault('uncaught_exception', err);

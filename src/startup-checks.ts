@@ -26,7 +26,10 @@ export async function startupChecks(config: SidecarConfig, log: Logger): Promise
     if (probe.auth === 'not_required') throw new SidecarError('ERR_STARTUP', protectedModeMessage(config.listen, config.backend));
     backendAuth = probe.auth;
     if (probe.auth === 'unknown') {
-      log.warn({ detail: probe.detail }, 'protected mode: cannot tell yet whether the backend asks for a password; non-loopback clients wait for the answer');
+      log.warn(
+        { detail: probe.detail },
+        'protected mode: cannot tell yet whether the backend asks for a password; non-loopback clients wait for the answer',
+      );
     }
   }
   if (!isLoopbackHost(config.admin.host) && config.adminToken === undefined) {
@@ -37,6 +40,10 @@ export async function startupChecks(config: SidecarConfig, log: Logger): Promise
   }
   // Each client costs two descriptors; keep the limit where accept() cannot fail with EMFILE.
   const limit = clientLimit(config.maxClients, { openFileLimit: openFileLimit(), inUse: openFileCount(), poolSize: config.poolSize });
-  if (limit.lowered) log.warn({ ...limit.lowered, maxClients: limit.limit }, `maxClients lowered to ${limit.limit} to fit the open-file limit ${limit.lowered.openFileLimit}`);
+  if (limit.lowered)
+    log.warn(
+      { ...limit.lowered, maxClients: limit.limit },
+      `maxClients lowered to ${limit.limit} to fit the open-file limit ${limit.lowered.openFileLimit}`,
+    );
   return { guarded, backendAuth, maxClients: limit.limit };
 }

@@ -64,7 +64,14 @@ export class AdminServer {
   private readonly summary: LogSummary;
 
   constructor(
-    private readonly opts: { host: string; port: number; token: string | undefined; hooks: AdminHooks; logger: Logger; limits?: Partial<AdminLimits> },
+    private readonly opts: {
+      host: string;
+      port: number;
+      token: string | undefined;
+      hooks: AdminHooks;
+      logger: Logger;
+      limits?: Partial<AdminLimits>;
+    },
   ) {
     this.log = opts.logger.child({ component: 'admin' });
     this.summary = new LogSummary(this.log);
@@ -78,7 +85,12 @@ export class AdminServer {
     };
     this.server = http.createServer(serverOptions, (req, res) => {
       if (announcesBody(req)) {
-        this.summary.event('warn', 'admin_body_refused', { path: req.url, remote: req.socket.remoteAddress }, 'refused an admin request with a body; bodies are never read');
+        this.summary.event(
+          'warn',
+          'admin_body_refused',
+          { path: req.url, remote: req.socket.remoteAddress },
+          'refused an admin request with a body; bodies are never read',
+        );
         res.shouldKeepAlive = false;
         send(res, 413, { error: 'request bodies are not accepted' });
         res.once('finish', () => req.socket.destroy());
@@ -93,7 +105,12 @@ export class AdminServer {
     this.server.keepAliveTimeout = 5000;
     this.server.maxConnections = limits.maxConnections;
     this.server.on('drop', (data?: { remoteAddress?: string }) => {
-      this.summary.event('warn', 'admin_connection_refused', { remote: data?.remoteAddress, maxConnections: limits.maxConnections }, 'refused an admin connection: too many open');
+      this.summary.event(
+        'warn',
+        'admin_connection_refused',
+        { remote: data?.remoteAddress, maxConnections: limits.maxConnections },
+        'refused an admin connection: too many open',
+      );
     });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       // Timeouts, oversized heads, malformed requests: answer if the socket still can, then close.
@@ -103,14 +120,22 @@ export class AdminServer {
         socket.destroy();
         return;
       }
-      socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+      socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () =>
+        socket.destroy(),
+      );
     });
   }
 
   listen(): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error & { code?: string }) =>
-        reject(new SidecarError('ERR_STARTUP', `cannot listen for admin HTTP on ${this.opts.host}:${this.opts.port}: ${err.code ?? err.message}`, { cause: err }));
+        reject(
+          new SidecarError(
+            'ERR_STARTUP',
+            `cannot listen for admin HTTP on ${this.opts.host}:${this.opts.port}: ${err.code ?? err.message}`,
+            { cause: err },
+          ),
+        );
       this.server.once('error', onError);
       this.server.listen(this.opts.port, this.opts.host, () => {
         this.server.off('error', onError);
@@ -157,7 +182,10 @@ export class AdminServer {
       case 'POST /drain':
       case 'GET /drain/gate': {
         if (!this.authorized(req)) {
-          this.log.warn({ route, remote: req.socket.remoteAddress }, 'refused a drain request from a non-loopback caller without a valid token');
+          this.log.warn(
+            { route, remote: req.socket.remoteAddress },
+            'refused a drain request from a non-loopback caller without a valid token',
+          );
           return send(res, 403, { error: 'forbidden: loopback callers or a bearer token only' });
         }
         const source = route === 'POST /drain' ? 'http' : 'gate';
@@ -200,7 +228,8 @@ export class AdminServer {
 }
 
 function send(res: http.ServerResponse, code: number, body: unknown): void {
-  const text = typeof body === 'string' ? body : `${JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`;
+  const text =
+    typeof body === 'string' ? body : `${JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`;
   res.writeHead(code, { 'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json' });
   res.end(text);
 }

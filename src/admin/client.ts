@@ -183,11 +183,12 @@ function bodyExcerpt(body: string): string {
  * of another version may lack a field; the summary prints `?` for it rather than failing.
  */
 export type StatusAnswer = DeepPartial<StatusBody>;
-type DeepPartial<T> = T extends ReadonlyArray<infer E>
-  ? ReadonlyArray<DeepPartial<E>>
-  : T extends object
-    ? { [K in keyof T]?: DeepPartial<T[K]> | undefined }
-    : T;
+type DeepPartial<T> =
+  T extends ReadonlyArray<infer E>
+    ? ReadonlyArray<DeepPartial<E>>
+    : T extends object
+      ? { [K in keyof T]?: DeepPartial<T[K]> | undefined }
+      : T;
 
 /** GET /status (the raw body too, for `--json`). */
 export async function fetchStatus(baseUrl: URL, timeoutMs: number): Promise<{ status: StatusAnswer; body: string }> {
@@ -201,7 +202,8 @@ export async function fetchStatus(baseUrl: URL, timeoutMs: number): Promise<{ st
   } catch {
     throw new AdminClientError('ERR_ADMIN_BAD_RESPONSE', `GET /status: ${baseUrl.origin} answered with something other than JSON`);
   }
-  if (!isRecord(json)) throw new AdminClientError('ERR_ADMIN_BAD_RESPONSE', `GET /status: ${baseUrl.origin} answered with JSON that is not an object`);
+  if (!isRecord(json))
+    throw new AdminClientError('ERR_ADMIN_BAD_RESPONSE', `GET /status: ${baseUrl.origin} answered with JSON that is not an object`);
   return { status: json as StatusAnswer, body: res.body };
 }
 
@@ -229,7 +231,9 @@ export function summarizeStatus(status: StatusAnswer): string[] {
   const lines: string[] = [];
   lines.push(`phase:     ${text(status.phase)}  (${flag(status.ready, 'ready', 'not ready')})`);
   const b = status.backend;
-  lines.push(isRecord(b) ? `backend:   ${text(b.address)} ${flag(b.up, 'up', 'DOWN')}, kind ${text(b.kind)}, role ${text(b.role)}` : 'backend:   ?');
+  lines.push(
+    isRecord(b) ? `backend:   ${text(b.address)} ${flag(b.up, 'up', 'DOWN')}, kind ${text(b.kind)}, role ${text(b.role)}` : 'backend:   ?',
+  );
 
   const byMode = status.sessions?.byMode;
   const modes = isRecord(byMode)
@@ -251,7 +255,9 @@ export function summarizeStatus(status: StatusAnswer): string[] {
 
   const sd = status.shutdown;
   if (isRecord(sd)) {
-    lines.push(`shutdown:  ${text(sd.reason)} at ${text(sd.startedAt)}, exit code ${typeof sd.exitCode === 'number' ? sd.exitCode : 'pending'}`);
+    lines.push(
+      `shutdown:  ${text(sd.reason)} at ${text(sd.startedAt)}, exit code ${typeof sd.exitCode === 'number' ? sd.exitCode : 'pending'}`,
+    );
     for (const p of Array.isArray(sd.phases) ? sd.phases : []) {
       const took = typeof p.durationMs === 'number' ? formatMs(p.durationMs) : '?';
       lines.push(`  ${text(p.phase).padEnd(16)} ${text(p.outcome).padEnd(9)} ${took}`);

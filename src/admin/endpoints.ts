@@ -13,7 +13,13 @@ export interface AdminEndpoint {
 }
 
 export const ADMIN_ENDPOINTS: readonly AdminEndpoint[] = [
-  { method: 'GET', path: '/healthz', mutating: false, answers: '200 `ok`', purpose: 'liveness: 200 while the process runs, draining included' },
+  {
+    method: 'GET',
+    path: '/healthz',
+    mutating: false,
+    answers: '200 `ok`',
+    purpose: 'liveness: 200 while the process runs, draining included',
+  },
   {
     method: 'GET',
     path: '/readyz',
@@ -21,7 +27,13 @@ export const ADMIN_ENDPOINTS: readonly AdminEndpoint[] = [
     answers: '200 `ready`; 503 with the reason',
     purpose: 'readiness: 503 once `intercept` starts or while the backend is down',
   },
-  { method: 'GET', path: '/metrics', mutating: false, answers: '200 Prometheus text format', purpose: "the sidecar's own registry (see Metrics)" },
+  {
+    method: 'GET',
+    path: '/metrics',
+    mutating: false,
+    answers: '200 Prometheus text format',
+    purpose: "the sidecar's own registry (see Metrics)",
+  },
   {
     method: 'GET',
     path: '/status',
@@ -41,7 +53,8 @@ export const ADMIN_ENDPOINTS: readonly AdminEndpoint[] = [
     path: '/drain/gate',
     mutating: true,
     answers: '200 once `drained`; 504 past the deadline; 403 without loopback or token',
-    purpose: "the stop gate, for the backend container's httpGet preStop: starts the drain if none runs and holds until the backend may stop",
+    purpose:
+      "the stop gate, for the backend container's httpGet preStop: starts the drain if none runs and holds until the backend may stop",
   },
 ];
 

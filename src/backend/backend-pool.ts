@@ -115,7 +115,10 @@ export class BackendPool {
       }
     }
     if (refusal !== undefined) throw new BackendRefusedError(refusal);
-    throw new SidecarError('ERR_BACKEND_UNREACHABLE', `backend ${this.address} is unreachable: its connections closed before answering PING`);
+    throw new SidecarError(
+      'ERR_BACKEND_UNREACHABLE',
+      `backend ${this.address} is unreachable: its connections closed before answering PING`,
+    );
   }
 
   /** A warm socket from the pool (or a new one), taken out of the pool's books. */
@@ -124,7 +127,10 @@ export class BackendPool {
     try {
       socket = await this.pool.acquire();
     } catch (err) {
-      const why = err instanceof Error && err.name === 'TimeoutError' ? `no connection within ${this.opts.connectTimeoutMs} ms` : String((err as Error).message);
+      const why =
+        err instanceof Error && err.name === 'TimeoutError'
+          ? `no connection within ${this.opts.connectTimeoutMs} ms`
+          : String((err as Error).message);
       throw new SidecarError('ERR_BACKEND_UNREACHABLE', `backend ${this.address} is unreachable: ${why}`, { cause: err });
     }
     // The session owns the socket now; take it out of the pool's books so it is never lent again.
@@ -169,7 +175,11 @@ export class BackendPool {
         this.failures++;
         this.opts.metrics.backendConnectFailuresTotal.inc();
         socket.destroy();
-        reject(new SidecarError('ERR_BACKEND_UNREACHABLE', `cannot connect to backend ${this.address}: ${err.code ?? err.message}`, { cause: err }));
+        reject(
+          new SidecarError('ERR_BACKEND_UNREACHABLE', `cannot connect to backend ${this.address}: ${err.code ?? err.message}`, {
+            cause: err,
+          }),
+        );
       });
     });
   }

@@ -160,7 +160,12 @@ export class ControlConnection extends EventEmitter {
         stringNumbers: false,
       });
       const connectTimer = setTimeout(() => {
-        socket.destroy(new SidecarError('ERR_BACKEND_UNREACHABLE', `connect to backend ${this.address} timed out after ${this.opts.connectTimeoutMs} ms`));
+        socket.destroy(
+          new SidecarError(
+            'ERR_BACKEND_UNREACHABLE',
+            `connect to backend ${this.address} timed out after ${this.opts.connectTimeoutMs} ms`,
+          ),
+        );
       }, this.opts.connectTimeoutMs);
       connectTimer.unref();
       let settled = false;
@@ -189,7 +194,9 @@ export class ControlConnection extends EventEmitter {
           reject(
             err instanceof SidecarError
               ? err
-              : new SidecarError('ERR_BACKEND_UNREACHABLE', `cannot connect to backend ${this.address}: ${err.code ?? err.message}`, { cause: err }),
+              : new SidecarError('ERR_BACKEND_UNREACHABLE', `cannot connect to backend ${this.address}: ${err.code ?? err.message}`, {
+                  cause: err,
+                }),
           );
         }
       });

@@ -64,9 +64,7 @@ export class ProtectedModeGate {
   private probing: Promise<BackendAuth> | undefined;
   private readonly denial: Buffer;
 
-  constructor(
-    private readonly opts: { listen: HostPort; backend: HostPort; timeoutMs: number; logger: Logger; initial: BackendAuth },
-  ) {
+  constructor(private readonly opts: { listen: HostPort; backend: HostPort; timeoutMs: number; logger: Logger; initial: BackendAuth }) {
     this.known = opts.initial;
     this.denial = Buffer.from(`-DENIED ${protectedModeMessage(opts.listen, opts.backend)}\r\n`);
   }
@@ -84,8 +82,10 @@ export class ProtectedModeGate {
       this.probing = undefined;
       if (auth !== this.known) {
         this.known = auth;
-        if (auth === 'not_required') this.opts.logger.error({ detail }, 'protected mode: the backend needs no password; refusing non-loopback clients');
-        else if (auth === 'required') this.opts.logger.info('protected mode: the backend asks for a password; admitting non-loopback clients');
+        if (auth === 'not_required')
+          this.opts.logger.error({ detail }, 'protected mode: the backend needs no password; refusing non-loopback clients');
+        else if (auth === 'required')
+          this.opts.logger.info('protected mode: the backend asks for a password; admitting non-loopback clients');
       }
       return auth;
     });

@@ -2,7 +2,9 @@
 import { CONFIG_KEYS } from './keys.js';
 
 /** Config flags that take a value (all but the booleans). */
-const VALUE_FLAGS = new Set(CONFIG_KEYS.filter((k) => k.parser.flagType === 'string').flatMap((k) => [k.flag, ...k.flagAliases].map((f) => `--${f}`)));
+const VALUE_FLAGS = new Set(
+  CONFIG_KEYS.filter((k) => k.parser.flagType === 'string').flatMap((k) => [k.flag, ...k.flagAliases].map((f) => `--${f}`)),
+);
 
 /**
  * `--announce-delay -1s` in the space form: yargs would read `-1s` as the short flags -1 and -s
@@ -23,4 +25,3 @@ export function joinDashValues(args: readonly string[]): string[] {
   }
   return out;
 }
-

@@ -31,9 +31,7 @@ import {
 
 /** A SidecarConfig leaf, dotted: `poolSize`, `shutdown.drainTimeoutMs`. */
 export type FieldPath =
-  | Exclude<keyof SidecarConfig, 'replication' | 'shutdown'>
-  | `replication.${keyof ReplicationConfig}`
-  | `shutdown.${keyof ShutdownConfig}`;
+  Exclude<keyof SidecarConfig, 'replication' | 'shutdown'> | `replication.${keyof ReplicationConfig}` | `shutdown.${keyof ShutdownConfig}`;
 
 /** The type of the value at a field: `FieldType<'shutdown.drainTimeoutMs'>` is number. */
 export type FieldType<F extends FieldPath> = F extends `replication.${infer L extends keyof ReplicationConfig}`
@@ -167,13 +165,15 @@ const ROWS = [
     field: 'maxClients',
     parser: integer({ min: 1, max: 1_000_000 }),
     default: 10_000,
-    describe: "client connections at most (Redis' maxclients); lowered to fit the open-file limit; beyond it a client gets -ERR max number of clients reached",
+    describe:
+      "client connections at most (Redis' maxclients); lowered to fit the open-file limit; beyond it a client gets -ERR max number of clients reached",
   }),
   key({
     field: 'protectedMode',
     parser: boolean(),
     default: true,
-    describe: 'refuse to start when listen is not loopback and the backend answers PING without a password (like Redis protected mode); set false only behind a NetworkPolicy',
+    describe:
+      'refuse to start when listen is not loopback and the backend answers PING without a password (like Redis protected mode); set false only behind a NetworkPolicy',
   }),
   key({
     field: 'connectTimeoutMs',
@@ -299,8 +299,7 @@ const ROWS = [
     field: 'shutdown.deadlineMs',
     parser: duration({ min: 1 }),
     default: 45_000,
-    describe:
-      'whole shutdown; at least announceDelay + 1s + the four phase budgets, below terminationGracePeriodSeconds',
+    describe: 'whole shutdown; at least announceDelay + 1s + the four phase budgets, below terminationGracePeriodSeconds',
   }),
   key({
     field: 'shutdown.metricsLingerMs',

@@ -21,14 +21,18 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { SidecarConfig } from './schema.js';
-import { DEFAULT_CONFIG, CONFIG_KEYS, KEYS_BY_FIELD, KEYS_BY_PATH, SECTIONS, primaryKey, setField, type ConfigKey, type FieldPath } from './keys.js';
 import {
-  checkConsistency,
-  configError,
-  valueProblem,
-  type ConfigSource,
-  type Origin,
-} from './validate.js';
+  DEFAULT_CONFIG,
+  CONFIG_KEYS,
+  KEYS_BY_FIELD,
+  KEYS_BY_PATH,
+  SECTIONS,
+  primaryKey,
+  setField,
+  type ConfigKey,
+  type FieldPath,
+} from './keys.js';
+import { checkConsistency, configError, valueProblem, type ConfigSource, type Origin } from './validate.js';
 
 export type { ConfigSource };
 
@@ -118,7 +122,8 @@ export function envWarnings(env: NodeJS.ProcessEnv): string[] {
   for (const name of Object.keys(env).sort()) {
     if (!name.startsWith(ENV_PREFIX) || known.has(name) || OTHER_ENV.has(name) || SERVICE_ENV_RE.test(name)) continue;
     const hint = nearestEnv(name);
-    if (hint !== undefined) warnings.push(`environment variable ${name} is not a pika-sidecar setting and is ignored; did you mean ${hint}?`);
+    if (hint !== undefined)
+      warnings.push(`environment variable ${name} is not a pika-sidecar setting and is ignored; did you mean ${hint}?`);
   }
   return warnings;
 }

@@ -6,14 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { HostPort } from './schema.js';
-import {
-  DURATION_EXPECTED,
-  SIZE_EXPECTED,
-  formatDuration,
-  formatSize,
-  tryParseDuration,
-  tryParseSize,
-} from './duration.js';
+import { DURATION_EXPECTED, SIZE_EXPECTED, formatDuration, formatSize, tryParseDuration, tryParseSize } from './duration.js';
 import { formatHostPort, hostPortExpected, tryParseHostPort, type HostPortRules } from './address.js';
 import { maskUrlPassword } from '../observability/redact.js';
 

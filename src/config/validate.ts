@@ -111,8 +111,7 @@ export function checkConsistency(config: SidecarConfig, origins: Origins): strin
   );
 
   type AddressField = 'listen' | 'admin' | 'backend';
-  const showAddress = (f: AddressField): string =>
-    `${f} = ${formatHostPort(config[f])} (${originText(origins.get(f) ?? DEFAULT_ORIGIN)})`;
+  const showAddress = (f: AddressField): string => `${f} = ${formatHostPort(config[f])} (${originText(origins.get(f) ?? DEFAULT_ORIGIN)})`;
   const pairs: Array<[AddressField, AddressField]> = [
     ['listen', 'admin'],
     ['listen', 'backend'],
@@ -137,7 +136,7 @@ function frontPortProblems(config: SidecarConfig, origins: Origins): string[] {
   if (config.backendKind === 'redis') {
     return [
       `${option}: expected backendKind auto or pika, not backendKind = "redis" (${origin('backendKind')}): ` +
-        'the fronted ports are Pika\'s; Redis replicas already replicate through the client port (SYNC/PSYNC)',
+        "the fronted ports are Pika's; Redis replicas already replicate through the client port (SYNC/PSYNC)",
     ];
   }
   if (config.listen.port === 0) {
@@ -147,7 +146,9 @@ function frontPortProblems(config: SidecarConfig, origins: Origins): string[] {
   for (const f of ['listen', 'backend'] as const) {
     const top = shiftedPort(config[f].port, 'rsync');
     if (top > MAX_PORT) {
-      problems.push(`${option}: ${show(f)} +${PIKA_PORT_OFFSETS.rsync} = ${top} is above ${MAX_PORT}; expected a ${f} port of at most ${MAX_PORT - PIKA_PORT_OFFSETS.rsync}`);
+      problems.push(
+        `${option}: ${show(f)} +${PIKA_PORT_OFFSETS.rsync} = ${top} is above ${MAX_PORT}; expected a ${f} port of at most ${MAX_PORT - PIKA_PORT_OFFSETS.rsync}`,
+      );
     }
   }
   if (problems.length > 0) return problems;
@@ -159,7 +160,10 @@ function frontPortProblems(config: SidecarConfig, origins: Origins): string[] {
     address: { host: config[f].host, port: shiftedPort(config[f].port, role) },
   });
   const fronts = FRONT_PORT_ROLES.map((r) => shifted('listen', r));
-  const sidecar: Named[] = [{ name: show('listen'), address: config.listen }, { name: show('admin'), address: config.admin }];
+  const sidecar: Named[] = [
+    { name: show('listen'), address: config.listen },
+    { name: show('admin'), address: config.admin },
+  ];
   const backend: Named[] = [{ name: show('backend'), address: config.backend }, ...FRONT_PORT_ROLES.map((r) => shifted('backend', r))];
   const pairs: Array<[Named, Named]> = [
     ...fronts.flatMap((f) => [...sidecar, ...backend].map((o): [Named, Named] => [f, o])),
@@ -170,4 +174,3 @@ function frontPortProblems(config: SidecarConfig, origins: Origins): string[] {
   }
   return problems;
 }
-

@@ -9,14 +9,7 @@ import { CONFIG_KEYS, DEFAULT_CONFIG, getField, primaryKey, type ConfigKey } fro
 import { yamlText } from '../config/render.js';
 import { formatHostPort } from '../config/address.js';
 import { createMetrics } from '../observability/metrics.js';
-import {
-  BACKEND_ROLES,
-  CLOSE_REASONS,
-  PHASE_OUTCOMES,
-  REPLICA_STATES,
-  SESSION_MODES,
-  SHUTDOWN_STATES,
-} from '../observability/names.js';
+import { BACKEND_ROLES, CLOSE_REASONS, PHASE_OUTCOMES, REPLICA_STATES, SESSION_MODES, SHUTDOWN_STATES } from '../observability/names.js';
 import { FRONT_DIRECTIONS, FRONT_REFUSE_REASONS } from '../observability/names.js';
 import { FRONT_PORT_ROLES } from '../replication/pika-ports.js';
 import { ADMIN_ENDPOINTS } from '../admin/endpoints.js';
@@ -72,12 +65,19 @@ function configSection(): string[] {
   return [
     '## Configuration keys',
     '',
-    'Precedence: flags > environment `PIKA_SIDECAR_*` > the YAML file (`--config` or `PIKA_SIDECAR_CONFIG`) > defaults. A flag is the key\'s path in kebab case, section first; its environment variable is `PIKA_SIDECAR_` and the flag in upper snake case. Older names, after “also”, are still accepted.',
+    "Precedence: flags > environment `PIKA_SIDECAR_*` > the YAML file (`--config` or `PIKA_SIDECAR_CONFIG`) > defaults. A flag is the key's path in kebab case, section first; its environment variable is `PIKA_SIDECAR_` and the flag in upper snake case. Older names, after “also”, are still accepted.",
     'The same keys with comments: [config/pika-sidecar.yaml](../config/pika-sidecar.yaml). `pika-sidecar check-config` prints the effective configuration and where each value came from.',
     '',
     ...table(
       ['Key (YAML)', 'Default', 'Flag', 'Environment', 'Allowed', 'Meaning'],
-      CONFIG_KEYS.map((k) => [`\`${k.path}\``, defaultOf(k), names(k.flag, k.flagAliases, '--'), names(k.env, k.envAliases, ''), k.parser.brief, k.describe]),
+      CONFIG_KEYS.map((k) => [
+        `\`${k.path}\``,
+        defaultOf(k),
+        names(k.flag, k.flagAliases, '--'),
+        names(k.env, k.envAliases, ''),
+        k.parser.brief,
+        k.describe,
+      ]),
     ),
   ];
 }
@@ -123,7 +123,10 @@ function endpointsSection(): string[] {
 }
 
 function exitTable(codes: readonly ExitCodeDeclaration[]): string[] {
-  return table(['Code', 'Name', 'Meaning'], codes.map((c) => [String(c.code), `\`${c.name}\``, c.meaning]));
+  return table(
+    ['Code', 'Name', 'Meaning'],
+    codes.map((c) => [String(c.code), `\`${c.name}\``, c.meaning]),
+  );
 }
 
 function exitSection(): string[] {

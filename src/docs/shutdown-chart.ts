@@ -82,9 +82,13 @@ export function renderShutdownChart(rec: ScrapeRecord): string {
     const end = t ?? t1;
     const x0 = x(runStart);
     const w = x(end) - x0;
-    out.push(`<rect x="${x0.toFixed(1)}" y="${panelTop.phase}" width="${w.toFixed(1)}" height="${panelH.phase}" fill="${STATE_COLORS[state] ?? '#000'}"/>`);
+    out.push(
+      `<rect x="${x0.toFixed(1)}" y="${panelTop.phase}" width="${w.toFixed(1)}" height="${panelH.phase}" fill="${STATE_COLORS[state] ?? '#000'}"/>`,
+    );
     if (w > state.length * 7 + 6) {
-      out.push(`<text x="${(x0 + w / 2).toFixed(1)}" y="${panelTop.phase + panelH.phase / 2 + 4}" text-anchor="middle" fill="#ffffff" font-weight="bold">${esc(state)}</text>`);
+      out.push(
+        `<text x="${(x0 + w / 2).toFixed(1)}" y="${panelTop.phase + panelH.phase / 2 + 4}" text-anchor="middle" fill="#ffffff" font-weight="bold">${esc(state)}</text>`,
+      );
     }
     if (t !== undefined) runStart = t;
   }
@@ -124,7 +128,9 @@ export function renderShutdownChart(rec: ScrapeRecord): string {
   ];
   for (const [t, label] of markers) {
     if (t === undefined) continue;
-    out.push(`<line x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="${panelTop.phase + panelH.phase}" y2="${axisY}" stroke="#111827" stroke-dasharray="4 3"/>`);
+    out.push(
+      `<line x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="${panelTop.phase + panelH.phase}" y2="${axisY}" stroke="#111827" stroke-dasharray="4 3"/>`,
+    );
     out.push(`<text x="${(x(t) + 4).toFixed(1)}" y="${panelTop.inflight + 14}" fill="#111827">${esc(label)}</text>`);
   }
 
@@ -135,13 +141,18 @@ export function renderShutdownChart(rec: ScrapeRecord): string {
     out.push(`<line x1="${xx}" x2="${xx}" y1="${axisY}" y2="${axisY + 5}" stroke="#4b5563"/>`);
     out.push(`<text x="${xx}" y="${axisY + 18}" text-anchor="middle" fill="#4b5563">${fmt(Math.round(s * 10) / 10)}</text>`);
   }
-  out.push(`<text x="${LEFT + PLOT_W / 2}" y="${axisY + 36}" text-anchor="middle">seconds from SIGTERM (Prometheus range query, step ${rec.scrapeIntervalMs} ms)</text>`);
+  out.push(
+    `<text x="${LEFT + PLOT_W / 2}" y="${axisY + 36}" text-anchor="middle">seconds from SIGTERM (Prometheus range query, step ${rec.scrapeIntervalMs} ms)</text>`,
+  );
 
   // Legend.
   let lx = LEFT;
   for (const [state, color] of Object.entries(STATE_COLORS)) {
     if (state === 'exited') continue;
-    out.push(`<rect x="${lx}" y="${axisY + 48}" width="10" height="10" fill="${color}"/>`, `<text x="${lx + 14}" y="${axisY + 57}">${esc(state)}</text>`);
+    out.push(
+      `<rect x="${lx}" y="${axisY + 48}" width="10" height="10" fill="${color}"/>`,
+      `<text x="${lx + 14}" y="${axisY + 57}">${esc(state)}</text>`,
+    );
     lx += 14 + state.length * 7 + 16;
   }
   out.push('</svg>');

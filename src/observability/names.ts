@@ -1,15 +1,7 @@
 /**
  * Closed sets of label values. The same strings appear in logs, metric labels, /status and the README.
  */
-export const SESSION_MODES = [
-  'normal',
-  'transaction',
-  'blocked',
-  'subscribed',
-  'monitor',
-  'reply_off',
-  'replication_link',
-] as const;
+export const SESSION_MODES = ['normal', 'transaction', 'blocked', 'subscribed', 'monitor', 'reply_off', 'replication_link'] as const;
 export type SessionMode = (typeof SESSION_MODES)[number];
 
 export const PHASES = ['intercept', 'drain', 'close_clients', 'replication_sync', 'release'] as const;

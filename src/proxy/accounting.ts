@@ -79,7 +79,6 @@ export interface CommandArgs {
   blockArg: boolean;
 }
 
-
 export class SessionAccounting {
   // ── the backend's state, as of the head of the queue ──
   replyOff = false;
@@ -220,7 +219,14 @@ export class SessionAccounting {
    * reading. Consumes it and returns true; false: call frame() with the frame's details.
    */
   plainReply(): boolean {
-    if (this.headDue !== 1 || this.kinds[this.head] !== E_PLAIN || this.replyOff || this.skipThis || this.channels + this.patterns + this.shards > 0) return false;
+    if (
+      this.headDue !== 1 ||
+      this.kinds[this.head] !== E_PLAIN ||
+      this.replyOff ||
+      this.skipThis ||
+      this.channels + this.patterns + this.shards > 0
+    )
+      return false;
     this.queued--;
     // The next command of the run is judged alike: one reply (headDue stays 1).
     if (--this.counts[this.head]! > 0) return true;
@@ -337,7 +343,15 @@ export class SessionAccounting {
     const cmd = this.cmdKinds[at] as CmdKind;
     if (cmd === Cmd.EMPTY) return 0;
     // RESP2 with a subscription: only the pub/sub commands, PING, QUIT and RESET run.
-    if (!this.resp3 && this.subscribed && cmd !== Cmd.SUBSCRIBE && cmd !== Cmd.UNSUBSCRIBE && cmd !== Cmd.PING && cmd !== Cmd.QUIT && cmd !== Cmd.RESET) {
+    if (
+      !this.resp3 &&
+      this.subscribed &&
+      cmd !== Cmd.SUBSCRIBE &&
+      cmd !== Cmd.UNSUBSCRIBE &&
+      cmd !== Cmd.PING &&
+      cmd !== Cmd.QUIT &&
+      cmd !== Cmd.RESET
+    ) {
       return r;
     }
     if (this.inMulti) {

@@ -60,7 +60,11 @@ export class ClientListener {
   listen(): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error & { code?: string }) => {
-        reject(new SidecarError('ERR_STARTUP', `cannot listen on ${this.opts.host}:${this.opts.port}: ${err.code ?? err.message}`, { cause: err }));
+        reject(
+          new SidecarError('ERR_STARTUP', `cannot listen on ${this.opts.host}:${this.opts.port}: ${err.code ?? err.message}`, {
+            cause: err,
+          }),
+        );
       };
       this.server.once('error', onError);
       this.server.listen(this.opts.port, this.opts.host, () => {

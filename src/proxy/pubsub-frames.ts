@@ -56,7 +56,13 @@ export function classifyPubSub(head: Buffer): number {
 
 /** The frame `chunk[start, end)` ends with a subscription count of zero (`:0\r\n`). */
 export function endsWithZeroCount(chunk: Buffer, start: number, end: number): boolean {
-  return end - 4 >= Math.max(start, 0) && chunk[end - 4] === RESP_TYPES.INTEGER && chunk[end - 3] === 0x30 && chunk[end - 2] === 0x0d && chunk[end - 1] === 0x0a;
+  return (
+    end - 4 >= Math.max(start, 0) &&
+    chunk[end - 4] === RESP_TYPES.INTEGER &&
+    chunk[end - 3] === 0x30 &&
+    chunk[end - 2] === 0x0d &&
+    chunk[end - 1] === 0x0a
+  );
 }
 
 /**

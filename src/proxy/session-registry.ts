@@ -72,7 +72,10 @@ export class SessionRegistry extends EventEmitter {
     if (info.abandoned > 0) {
       this.abandonedTotal += info.abandoned;
       this.metrics.commandsAbandonedTotal.inc(info.abandoned);
-      this.log.warn({ session: session.id, abandoned: info.abandoned, reason: info.reason }, 'session closed with commands whose replies were not delivered');
+      this.log.warn(
+        { session: session.id, abandoned: info.abandoned, reason: info.reason },
+        'session closed with commands whose replies were not delivered',
+      );
     }
     this.emit('change');
   }

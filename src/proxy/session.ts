@@ -33,7 +33,17 @@ import { ReplyScanner, FRAME_ATTRIBUTE, FRAME_REPLY } from '../resp/reply-scanne
 import { REFUSED_STAND_IN, sidecarErrorReply } from '../backend/encode.js';
 import { reuseBufferOnAccepted, setReadSink } from '../backend/read-buffer.js';
 import { classifyPubSub, PUBSUB_HEAD_BYTES, PUBSUB_KIND_SHIFT, PUBSUB_MESSAGE, PUBSUB_OTHER, trailingCount } from './pubsub-frames.js';
-import { SessionAccounting, FRAME_NOT_OWED, FRAME_OWED, FRAME_REFUSAL, SUB_CHANNEL, SUB_PATTERN, SUB_SHARD, type CommandArgs, type FrameInfo } from './accounting.js';
+import {
+  SessionAccounting,
+  FRAME_NOT_OWED,
+  FRAME_OWED,
+  FRAME_REFUSAL,
+  SUB_CHANNEL,
+  SUB_PATTERN,
+  SUB_SHARD,
+  type CommandArgs,
+  type FrameInfo,
+} from './accounting.js';
 import type { LogSummary } from '../observability/log-summary.js';
 import { isSidecarError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -418,7 +428,10 @@ export class Session extends EventEmitter {
     // Complete commands before the bad one are forwarded; the bad one is not.
     if (cmdStart > fwdStart) this.writeBackend(chunk.subarray(fwdStart, cmdStart));
     this.protocolError = err.message;
-    this.log().warn({ session: this.id, remote: this.remote, err: err.message }, 'client sent malformed RESP; closing its connection after its earlier replies');
+    this.log().warn(
+      { session: this.id, remote: this.remote, err: err.message },
+      'client sent malformed RESP; closing its connection after its earlier replies',
+    );
     this.pendingReason = 'protocol_error';
     this.stopInput();
   }
@@ -428,7 +441,10 @@ export class Session extends EventEmitter {
    * process: every other session keeps its replies in flight.
    */
   private onInternalError(err: unknown): void {
-    this.log().error({ session: this.id, err: err instanceof Error ? err.stack : String(err) }, 'internal error in the data path; destroying this session only');
+    this.log().error(
+      { session: this.id, err: err instanceof Error ? err.stack : String(err) },
+      'internal error in the data path; destroying this session only',
+    );
     this.destroy('destroyed');
   }
 
@@ -534,7 +550,9 @@ export class Session extends EventEmitter {
   private frameHeadOf(chunk: Buffer, frameStart: number, end: number): Buffer {
     if (frameStart >= 0) return chunk.subarray(frameStart, Math.min(end, frameStart + PUBSUB_HEAD_BYTES));
     const saved = this.frameHead!.subarray(0, this.frameHeadLen);
-    return saved.length >= PUBSUB_HEAD_BYTES ? saved : Buffer.concat([saved, chunk.subarray(0, Math.min(end, PUBSUB_HEAD_BYTES - saved.length))]);
+    return saved.length >= PUBSUB_HEAD_BYTES
+      ? saved
+      : Buffer.concat([saved, chunk.subarray(0, Math.min(end, PUBSUB_HEAD_BYTES - saved.length))]);
   }
 
   /** The subscription count that ends a confirmation (`:N\r\n`), or 0 when unreadable. */
@@ -542,7 +560,12 @@ export class Session extends EventEmitter {
     const from = frameStart >= 0 ? frameStart : 0;
     let n: number;
     if (end - from >= TAIL_BYTES || frameStart >= 0) n = trailingCount(chunk, from, end);
-    else n = trailingCount(Buffer.concat([this.frameTail!.subarray(0, this.frameTailLen), chunk.subarray(0, end)]), 0, this.frameTailLen + end);
+    else
+      n = trailingCount(
+        Buffer.concat([this.frameTail!.subarray(0, this.frameTailLen), chunk.subarray(0, end)]),
+        0,
+        this.frameTailLen + end,
+      );
     return n < 0 ? 0 : n;
   }
 
@@ -699,7 +722,8 @@ export class Session extends EventEmitter {
     if (this.state === 'closed') return;
     this.setState('closed');
     const info = this.closeInfo ?? { reason: 'destroyed', abandoned: 0 };
-    if (this.log().isLevelEnabled('debug')) this.log().debug({ session: this.id, reason: info.reason, abandoned: info.abandoned }, 'session closed');
+    if (this.log().isLevelEnabled('debug'))
+      this.log().debug({ session: this.id, reason: info.reason, abandoned: info.abandoned }, 'session closed');
     this.emit('closed', info);
   }
 }

@@ -37,7 +37,15 @@ import {
 } from './convergence.js';
 import { errorText, raceAbort } from './info-client.js';
 import { isSidecarError } from '../errors.js';
-import { assessReplicas, formatTarget, listedReplicas, targetMovedBetween, targetOf, type Observation, type Target } from './observation.js';
+import {
+  assessReplicas,
+  formatTarget,
+  listedReplicas,
+  targetMovedBetween,
+  targetOf,
+  type Observation,
+  type Target,
+} from './observation.js';
 import type { WritePause } from './write-pause.js';
 
 export interface WaitDeps {
@@ -179,7 +187,11 @@ class ConvergenceWait {
     for (const a of listedReplicas(obs)) this.expected.add(a);
     const gone = this.deps.known.filter((a) => !this.expected.has(a));
     for (const a of gone) this.expected.add(a);
-    if (gone.length > 0) logger.warn({ replicas: gone }, 'replicas listed before the shutdown are gone from the master; they are waited for and count as not converged');
+    if (gone.length > 0)
+      logger.warn(
+        { replicas: gone },
+        'replicas listed before the shutdown are gone from the master; they are waited for and count as not converged',
+      );
     logger.info(
       { kind: this.kind, target: formatTarget(this.target), replicas: [...this.expected], writePause: this.writePause },
       `recorded the replication target; waiting for ${this.expected.size} replica(s) to reach it`,
@@ -206,7 +218,9 @@ class ConvergenceWait {
         continue;
       }
       this.logProgress();
-      await this.sleep(pollDelayMs(this.attempt++, this.deps.config.shutdownPollMinMs, this.deps.config.shutdownPollMaxMs, this.deps.random));
+      await this.sleep(
+        pollDelayMs(this.attempt++, this.deps.config.shutdownPollMinMs, this.deps.config.shutdownPollMaxMs, this.deps.random),
+      );
       obs = (await this.readOnce()) ?? obs;
     }
   }
@@ -266,7 +280,9 @@ class ConvergenceWait {
       const obs = await this.readOnce();
       if (obs && ok(obs)) return obs;
       if (obs) this.lastError = `the backend's INFO replication shows no usable ${obs.info.role === 'unknown' ? 'role' : 'position'}`;
-      await this.sleep(pollDelayMs(this.attempt++, this.deps.config.shutdownPollMinMs, this.deps.config.shutdownPollMaxMs, this.deps.random));
+      await this.sleep(
+        pollDelayMs(this.attempt++, this.deps.config.shutdownPollMinMs, this.deps.config.shutdownPollMaxMs, this.deps.random),
+      );
     }
   }
 
@@ -280,10 +296,13 @@ class ConvergenceWait {
         clearTimeout(t);
         reject(signal.reason);
       };
-      const t = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, Math.max(0, ms));
+      const t = setTimeout(
+        () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        Math.max(0, ms),
+      );
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -313,11 +332,19 @@ class ConvergenceWait {
   }
 
   private stopped(err: unknown): ConvergenceResult {
-    const kind = err instanceof WaitStopped ? err.kind : this.ctl.signal.aborted && this.ctl.signal.reason instanceof WaitStopped ? this.ctl.signal.reason.kind : null;
+    const kind =
+      err instanceof WaitStopped
+        ? err.kind
+        : this.ctl.signal.aborted && this.ctl.signal.reason instanceof WaitStopped
+          ? this.ctl.signal.reason.kind
+          : null;
     if (kind === 'aborted') return this.result('aborted', 'the wait was aborted');
     if (kind === 'closed') return this.result('aborted', 'the replication watcher was closed during the wait');
     if (kind === 'backend_gone') {
-      return this.result('failed', `the backend has refused connections for ${BACKEND_GONE_MS} ms (${this.lastError ?? 'unreachable'}): it has stopped, so its replicas can receive nothing more`);
+      return this.result(
+        'failed',
+        `the backend has refused connections for ${BACKEND_GONE_MS} ms (${this.lastError ?? 'unreachable'}): it has stopped, so its replicas can receive nothing more`,
+      );
     }
     if (kind === 'deadline') {
       if (!this.target) {
@@ -326,7 +353,10 @@ class ConvergenceWait {
       }
       const open = this.assessments.filter((a) => a.result.verdict !== 'converged').length;
       const last = this.lastError !== null ? `; last poll failed: ${this.lastError}` : '';
-      return this.result('timed_out', `budget of ${this.budgetMs} ms exhausted with ${open} of ${this.assessments.length} replica(s) not at the target: ${this.openList()}${last}`);
+      return this.result(
+        'timed_out',
+        `budget of ${this.budgetMs} ms exhausted with ${open} of ${this.assessments.length} replica(s) not at the target: ${this.openList()}${last}`,
+      );
     }
     return this.result('failed', `unexpected error during the wait: ${errorText(err)}`);
   }

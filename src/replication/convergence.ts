@@ -167,7 +167,11 @@ export function judgeRedisReplica(
     return { result: { address, verdict: 'converged', behindBytes: '0', position }, state: 'online', lagBytes };
   }
   const behind = target - entry.offset;
-  return { result: { address, verdict: 'behind', behindBytes: behind.toString(), position, detail: `behind by ${behind} bytes` }, state: 'online', lagBytes };
+  return {
+    result: { address, verdict: 'behind', behindBytes: behind.toString(), position, detail: `behind by ${behind} bytes` },
+    state: 'online',
+    lagBytes,
+  };
 }
 
 /** A replica's own INFO, or why it could not be read. */
@@ -192,13 +196,18 @@ export function judgePikaReplica(input: {
   if (!entry) return { result: result('unreachable', null, 'no longer listed by the master'), state: 'down', lagBytes: null };
   const syncingDbs = [...entry.lags].filter(([, l]) => l.kind === 'full_syncing' || l.kind === 'not_syncing').map(([db]) => db);
   if (syncingDbs.length > 0) {
-    return { result: result('full_sync', null, `master reports a full sync for ${syncingDbs.join(', ')}`), state: 'full_sync', lagBytes: null };
+    return {
+      result: result('full_sync', null, `master reports a full sync for ${syncingDbs.join(', ')}`),
+      state: 'full_sync',
+      lagBytes: null,
+    };
   }
   if (!probe || !own) {
     const why = probe && !probe.ok ? probe.error : 'not probed';
     return { result: result('unreachable', null, `its own INFO could not be read: ${why}`), state: 'down', lagBytes };
   }
-  if (own.inFullSync) return { result: result('full_sync', null, 'the replica reports a full sync in progress'), state: 'full_sync', lagBytes: null };
+  if (own.inFullSync)
+    return { result: result('full_sync', null, 'the replica reports a full sync in progress'), state: 'full_sync', lagBytes: null };
   if (!own.linkReady) return { result: result('behind', null, linkProblem(own)), state: 'down', lagBytes };
   if (!own.positions) return { result: result('behind', null, 'its binlog position is unknown'), state: 'online', lagBytes };
 
@@ -240,7 +249,9 @@ export function judgePikaReplica(input: {
 function linkProblem(own: PikaReplicationInfo): string {
   if (own.role !== 'replica') return `its link to the master is not up (role ${own.rawRole ?? 'missing'})`;
   if (own.upstream?.linkUp !== true) return `master_link_status is ${own.upstream?.linkUp === false ? 'down' : 'missing'}`;
-  const states = [...(own.dbReplState ?? []), ...(own.connectStatus ?? [])].filter(([, s]) => s !== 'connected').map(([db, s]) => `${db}:${s}`);
+  const states = [...(own.dbReplState ?? []), ...(own.connectStatus ?? [])]
+    .filter(([, s]) => s !== 'connected')
+    .map(([db, s]) => `${db}:${s}`);
   return `not every db is connected (${states.join(', ')})`;
 }
 
@@ -249,7 +260,11 @@ function linkProblem(own: PikaReplicationInfo): string {
  * is in the same binlog file as the master's, else the master's `lag` (bytes sent; a lower bound)
  * when every db has a readable one, else null.
  */
-export function pikaLagBytes(entry: PikaReplicaEntry | undefined, own: PikaReplicationInfo | null, masterNow: PikaPositions): bigint | null {
+export function pikaLagBytes(
+  entry: PikaReplicaEntry | undefined,
+  own: PikaReplicationInfo | null,
+  masterNow: PikaPositions,
+): bigint | null {
   if (own?.positions && masterNow.size > 0) {
     let sum: bigint | null = 0n;
     for (const [db, m] of masterNow) {

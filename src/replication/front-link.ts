@@ -67,11 +67,16 @@ export class FrontLink extends EventEmitter<{ close: [end: FrontLinkEnd, error: 
     this.closed = new Promise((resolve) => this.once('close', () => resolve()));
 
     this.backend = net.connect({ host: opts.backend.host, port: opts.backend.port, allowHalfOpen: true, noDelay: true });
-    this.connectTimer = setTimeout(() => this.fail('unreachable', `connect timed out after ${opts.connectTimeoutMs} ms`), opts.connectTimeoutMs);
+    this.connectTimer = setTimeout(
+      () => this.fail('unreachable', `connect timed out after ${opts.connectTimeoutMs} ms`),
+      opts.connectTimeoutMs,
+    );
     this.connectTimer.unref();
     this.backend.once('connect', () => this.onConnect());
     for (const s of [this.replica, this.backend]) {
-      s.on('error', (err: NodeJS.ErrnoException) => this.fail(this._state === 'connecting' && s === this.backend ? 'unreachable' : 'error', err.code ?? err.message));
+      s.on('error', (err: NodeJS.ErrnoException) =>
+        this.fail(this._state === 'connecting' && s === this.backend ? 'unreachable' : 'error', err.code ?? err.message),
+      );
       s.once('close', () => this.onSocketClose(s));
     }
   }
@@ -129,7 +134,10 @@ export class FrontLink extends EventEmitter<{ close: [end: FrontLinkEnd, error: 
     // A side that closed without its peer's FIN (reset, destroy) takes the other side with it.
     if (!s.readableEnded && this._state !== 'closed') {
       const unreachable = this._state === 'connecting' && s === this.backend;
-      this.fail(unreachable ? 'unreachable' : 'error', s === this.backend ? 'backend closed the connection' : 'replica closed the connection');
+      this.fail(
+        unreachable ? 'unreachable' : 'error',
+        s === this.backend ? 'backend closed the connection' : 'replica closed the connection',
+      );
     }
     if (this.openSockets === 0) this.finish();
   }

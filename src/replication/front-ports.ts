@@ -50,7 +50,10 @@ export class FrontPorts {
     this.log = opts.logger.child({ component: 'front-ports' });
     this.summary = new LogSummary(this.log);
     for (const role of FRONT_PORT_ROLES) {
-      this.servers.set(role, net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (c) => this.accept(role, c)));
+      this.servers.set(
+        role,
+        net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (c) => this.accept(role, c)),
+      );
     }
   }
 
@@ -65,7 +68,10 @@ export class FrontPorts {
     }
     this.state = 'listening';
     this.log.info(
-      { ports: out.map((a) => `${a.role}=${a.host}:${a.port}`), backend: FRONT_PORT_ROLES.map((r) => `${r}=${this.opts.backend.host}:${shiftedPort(this.opts.backend.port, r)}`) },
+      {
+        ports: out.map((a) => `${a.role}=${a.host}:${a.port}`),
+        backend: FRONT_PORT_ROLES.map((r) => `${r}=${this.opts.backend.host}:${shiftedPort(this.opts.backend.port, r)}`),
+      },
       "fronting Pika's replication ports",
     );
     return out;
@@ -77,7 +83,9 @@ export class FrontPorts {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         const why = `listen port +${PIKA_PORT_OFFSETS[role]}, replication.frontPikaPorts`;
-        reject(new SidecarError('ERR_STARTUP', `cannot listen on ${host}:${port} (${role}: ${why}): ${err.code ?? err.message}`, { cause: err }));
+        reject(
+          new SidecarError('ERR_STARTUP', `cannot listen on ${host}:${port} (${role}: ${why}): ${err.code ?? err.message}`, { cause: err }),
+        );
       };
       server.once('error', onError);
       server.listen(port, host, () => {
@@ -116,7 +124,10 @@ export class FrontPorts {
       return;
     }
     const m = this.opts.metrics;
-    const bytes = { to_backend: m.replicationFrontBytesTotal.labels(role, 'to_backend'), to_replica: m.replicationFrontBytesTotal.labels(role, 'to_replica') };
+    const bytes = {
+      to_backend: m.replicationFrontBytesTotal.labels(role, 'to_backend'),
+      to_replica: m.replicationFrontBytesTotal.labels(role, 'to_replica'),
+    };
     const link = new FrontLink({
       role,
       replica: socket,
@@ -135,7 +146,10 @@ export class FrontPorts {
         this.refused(role, 'backend_unreachable', socket, error);
         return;
       }
-      this.log.info({ port: role, peer: link.peer, end, err: error, bytes: link.bytes }, `replication link on the ${role} port closed (${end})`);
+      this.log.info(
+        { port: role, peer: link.peer, end, err: error, bytes: link.bytes },
+        `replication link on the ${role} port closed (${end})`,
+      );
     });
   }
 
@@ -146,7 +160,12 @@ export class FrontPorts {
       reason === 'shutting_down'
         ? `refused a new replication link on the ${role} port: the sidecar is shutting down`
         : `closed a new replication link on the ${role} port: the backend's ${role} port did not answer`;
-    this.summary.event('warn', `front_refused_${role}_${reason}`, { port: role, peer, reason, ...(error === undefined ? {} : { err: error }) }, message);
+    this.summary.event(
+      'warn',
+      `front_refused_${role}_${reason}`,
+      { port: role, peer, reason, ...(error === undefined ? {} : { err: error }) },
+      message,
+    );
   }
 
   /**
@@ -162,7 +181,9 @@ export class FrontPorts {
     if (links.length > 0) this.log.info({ open: this.openLinks() }, 'closing the replication links on the fronted ports');
     const flushMs = this.opts.flushMs ?? LINK_FLUSH_MS;
     this.closing = Promise.all([
-      ...[...this.servers.values()].map((s) => (wasListening ? new Promise<void>((resolve) => s.close(() => resolve())) : Promise.resolve())),
+      ...[...this.servers.values()].map((s) =>
+        wasListening ? new Promise<void>((resolve) => s.close(() => resolve())) : Promise.resolve(),
+      ),
       ...links.map((l) => l.close(flushMs)),
     ]).then(() => {
       this.summary.close();

@@ -23,7 +23,8 @@ export type Observation =
       readonly probes: ReadonlyMap<string, PikaProbe>;
     };
 
-export type Target = { readonly dialect: 'redis'; readonly offset: bigint } | { readonly dialect: 'pika'; readonly positions: PikaPositions };
+export type Target =
+  { readonly dialect: 'redis'; readonly offset: bigint } | { readonly dialect: 'pika'; readonly positions: PikaPositions };
 
 export function observedRole(obs: Observation): ParsedRole {
   return obs.info.role;
@@ -82,7 +83,13 @@ export function assessReplicas(obs: Observation, target: Target, expected: Itera
   for (let i = 0; i < missing && i < 64; i++) {
     const address = `slave${obs.info.replicas.length + i}`;
     out.push({
-      result: { address, verdict: 'behind', behindBytes: null, position: null, detail: 'counted in connected_slaves but its slaveN line is missing' },
+      result: {
+        address,
+        verdict: 'behind',
+        behindBytes: null,
+        position: null,
+        detail: 'counted in connected_slaves but its slaveN line is missing',
+      },
       state: 'down',
       lagBytes: null,
     });

@@ -111,8 +111,7 @@ export function parsePikaReplication(text: string): PikaReplicationInfo {
 
   const rawRole = fields.get('role') ?? null;
   // `master&&slave` is a chained replica: its writes come from upstream, so it counts as a replica.
-  const role: ParsedRole =
-    rawRole === 'master' ? 'master' : rawRole === 'slave' || rawRole === 'master&&slave' ? 'replica' : 'unknown';
+  const role: ParsedRole = rawRole === 'master' ? 'master' : rawRole === 'slave' || rawRole === 'master&&slave' ? 'replica' : 'unknown';
   const link = fields.get('master_link_status');
   const linkUp = link === 'up' ? true : link === 'down' ? false : null;
   const replStateText = fields.get('db_repl_state');
@@ -136,7 +135,8 @@ export function parsePikaReplication(text: string): PikaReplicationInfo {
     positions: positions.size > 0 && !positionsBroken ? positions : null,
     connectedReplicas: parseSmallInt(fields.get('connected_slaves')),
     replicas,
-    upstream: role === 'replica' ? { host: fields.get('master_host') || null, port: parseSmallInt(fields.get('master_port')), linkUp } : null,
+    upstream:
+      role === 'replica' ? { host: fields.get('master_host') || null, port: parseSmallInt(fields.get('master_port')), linkUp } : null,
     connectStatus,
     dbReplState,
     eligibleForElection,

@@ -208,7 +208,8 @@ export class ReplicationWatcher {
       const text = errorText(err);
       this.state = { ...this.state, converged: null, lastPollAt: new Date().toISOString(), lastError: text };
       this.metrics.replicationConverged.set(0);
-      if (text !== this.lastLoggedError) this.logger.warn({ err: text }, 'could not read the replication state; keeping the last known replicas');
+      if (text !== this.lastLoggedError)
+        this.logger.warn({ err: text }, 'could not read the replication state; keeping the last known replicas');
       this.lastLoggedError = text;
       return;
     }
@@ -227,7 +228,8 @@ export class ReplicationWatcher {
     if (this.dialect === 'unknown') {
       const server = infoClientReplyText(await raceAbort(this.control.call('INFO', 'server'), signal), 'INFO server');
       const guess = dialectFromInfoServer(server);
-      if (guess.dialect !== 'unknown') this.setDialect(guess.dialect, `INFO server reports ${guess.dialect}_version ${guess.version ?? '?'}`);
+      if (guess.dialect !== 'unknown')
+        this.setDialect(guess.dialect, `INFO server reports ${guess.dialect}_version ${guess.version ?? '?'}`);
     }
     const text = infoClientReplyText(await raceAbort(this.control.call('INFO', 'replication'), signal), 'INFO replication');
     if (this.dialect === 'unknown') {
@@ -241,7 +243,9 @@ export class ReplicationWatcher {
     if (info.positions && [...probes.values()].some((p) => p.ok && p.info.positions && aheadOf(p.info.positions, info.positions!))) {
       // A replica read after the master may legitimately be past it; judge divergence against a
       // master position read after the replicas.
-      const again = parsePikaReplication(infoClientReplyText(await raceAbort(this.control.call('INFO', 'replication'), signal), 'INFO replication'));
+      const again = parsePikaReplication(
+        infoClientReplyText(await raceAbort(this.control.call('INFO', 'replication'), signal), 'INFO replication'),
+      );
       if (again.positions) info = again;
     }
     return { dialect: 'pika', info, probes };
@@ -353,7 +357,10 @@ export class ReplicationWatcher {
   }
 }
 
-function aheadOf(replica: ReadonlyMap<string, { filenum: bigint; offset: bigint }>, master: ReadonlyMap<string, { filenum: bigint; offset: bigint }>): boolean {
+function aheadOf(
+  replica: ReadonlyMap<string, { filenum: bigint; offset: bigint }>,
+  master: ReadonlyMap<string, { filenum: bigint; offset: bigint }>,
+): boolean {
   for (const [db, r] of replica) {
     const m = master.get(db);
     if (m && compareBinlog(r, m) > 0) return true;

@@ -45,7 +45,10 @@ export class WritePause {
     if (isErrorReply(reply)) {
       this.active = false;
       this.supported = false;
-      this.logger.info({ reply: reply.message }, 'the backend does not support client pause write; writes that bypass the sidecar are not held');
+      this.logger.info(
+        { reply: reply.message },
+        'the backend does not support client pause write; writes that bypass the sidecar are not held',
+      );
       return 'unsupported';
     }
     this.supported = true;
@@ -59,7 +62,8 @@ export class WritePause {
     this.active = false;
     try {
       const reply = await this.client.call('CLIENT', 'UNPAUSE');
-      if (isErrorReply(reply)) this.logger.warn({ reply: reply.message }, 'the backend refused client unpause; the pause lapses on its own');
+      if (isErrorReply(reply))
+        this.logger.warn({ reply: reply.message }, 'the backend refused client unpause; the pause lapses on its own');
       else this.logger.info('lifted the write pause on the backend');
     } catch (err) {
       this.logger.warn({ err: errorText(err) }, 'could not lift the write pause; it lapses on its own at the end of the budget');

@@ -108,7 +108,12 @@ export class ShutdownCoordinator extends EventEmitter {
   }
 
   private exitCodeFor(records: readonly PhaseRecord[], extras: Record<string, unknown>): number {
-    return shutdownExitCode({ forced: this.runner.forced, outcomes: records.map((r) => r.outcome), abandoned: abandonedOf(extras), fault: this.firstFault !== undefined });
+    return shutdownExitCode({
+      forced: this.runner.forced,
+      outcomes: records.map((r) => r.outcome),
+      abandoned: abandonedOf(extras),
+      fault: this.firstFault !== undefined,
+    });
   }
 
   /**
@@ -223,7 +228,14 @@ export class ShutdownCoordinator extends EventEmitter {
     this.finalReport = report;
     this.releaseGateWaiters(this.gateOpen ? 'drained' : 'deadline');
     this.resolveFinished(report);
-    this.log[level]({ report }, exitCode === EXIT_OK ? 'shutdown complete; every phase completed' : forced ? 'shutdown forced by a second signal' : failureMessage(dataAtRisk));
+    this.log[level](
+      { report },
+      exitCode === EXIT_OK
+        ? 'shutdown complete; every phase completed'
+        : forced
+          ? 'shutdown forced by a second signal'
+          : failureMessage(dataAtRisk),
+    );
     return report;
   }
 }
@@ -235,7 +247,8 @@ function abandonedOf(extras: Record<string, unknown>): number {
 
 function failureMessage(dataAtRisk: readonly string[]): string {
   if (dataAtRisk.some((r) => r.startsWith('phase '))) return 'shutdown finished with phases that timed out or failed; data may be at risk';
-  if (!dataAtRisk.some((r) => r.includes(' abandoned'))) return `shutdown finished after a fault; data may be at risk (${dataAtRisk.join('; ')})`;
+  if (!dataAtRisk.some((r) => r.includes(' abandoned')))
+    return `shutdown finished after a fault; data may be at risk (${dataAtRisk.join('; ')})`;
   return `shutdown finished with commands abandoned; data may be at risk (${dataAtRisk.join('; ')})`;
 }
 
@@ -244,7 +257,11 @@ function failureMessage(dataAtRisk: readonly string[]): string {
  * abandoned (`commandsAbandoned` of the report extras, with `sessionsClosed` naming the reasons
  * sessions ended). Empty means exit 0 may be claimed.
  */
-export function atRisk(records: readonly PhaseRecord[], extras: Record<string, unknown>, fault?: { kind: string; message: string }): string[] {
+export function atRisk(
+  records: readonly PhaseRecord[],
+  extras: Record<string, unknown>,
+  fault?: { kind: string; message: string },
+): string[] {
   const out: string[] = [];
   if (fault) out.push(`${fault.kind.replace('_', ' ')}: ${fault.message}`);
   for (const r of records) if (r.outcome === 'timed_out' || r.outcome === 'failed') out.push(`phase ${r.phase} ${r.outcome}`);

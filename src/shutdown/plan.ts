@@ -46,7 +46,13 @@ export function planShutdown(d: ShutdownPlanDeps): ShutdownCoordinator {
       sessionsClosed: { ...registry.closedByReason },
       commandsAbandoned: registry.abandonedTotal,
       replication: convergence
-        ? { outcome: convergence.outcome, reason: convergence.reason, target: convergence.target, targetMoved: convergence.targetMoved, replicas: convergence.replicas }
+        ? {
+            outcome: convergence.outcome,
+            reason: convergence.reason,
+            target: convergence.target,
+            targetMoved: convergence.targetMoved,
+            replicas: convergence.replicas,
+          }
         : null,
     }),
     phases: () => [

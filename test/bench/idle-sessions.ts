@@ -127,7 +127,9 @@ export async function measureSidecarDrain(redis: RedisServer, settings: BenchSet
     const exitMs = exit === undefined ? undefined : performance.now() - t0;
     const closedBeforeExit = closed;
     const phases = shutdownPhases(s.output());
-    log(`idle sessions: SIGTERM -> ${closedBeforeExit} closed, exit ${exitMs === undefined ? 'none within 60 s' : `after ${exitMs.toFixed(0)} ms`}`);
+    log(
+      `idle sessions: SIGTERM -> ${closedBeforeExit} closed, exit ${exitMs === undefined ? 'none within 60 s' : `after ${exitMs.toFixed(0)} ms`}`,
+    );
     if (exit === undefined || exit.code !== 0) log(`sidecar output at exit:\n${s.output().trim().split('\n').slice(-3).join('\n')}`);
     socks.forEach((sock) => sock.destroy());
     return {

@@ -56,7 +56,15 @@ export function twemproxyConfig(port: number | string, backendPort: number | str
   ].join('\n');
 }
 
-async function startPeer(what: string, bin: string, port: number, config: string, configName: string, args: (configPath: string) => string[], command: string): Promise<PeerProcess> {
+async function startPeer(
+  what: string,
+  bin: string,
+  port: number,
+  config: string,
+  configName: string,
+  args: (configPath: string) => string[],
+  command: string,
+): Promise<PeerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'pika-sidecar-bench-'));
   const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
   atExit(removeDir);
@@ -86,7 +94,15 @@ async function startPeer(what: string, bin: string, port: number, config: string
 export async function startHaproxy(backendPort: number): Promise<PeerProcess> {
   const port = await freePort();
   // -db: foreground, no daemon, no master process: the pid is the one process doing the work.
-  return startPeer('haproxy', HAPROXY_BIN, port, haproxyConfig(port, backendPort), 'haproxy.cfg', (cfg) => ['-db', '-f', cfg], `${HAPROXY_BIN} -db -f haproxy.cfg`);
+  return startPeer(
+    'haproxy',
+    HAPROXY_BIN,
+    port,
+    haproxyConfig(port, backendPort),
+    'haproxy.cfg',
+    (cfg) => ['-db', '-f', cfg],
+    `${HAPROXY_BIN} -db -f haproxy.cfg`,
+  );
 }
 
 export async function startTwemproxy(backendPort: number): Promise<PeerProcess> {

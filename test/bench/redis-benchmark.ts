@@ -5,7 +5,21 @@ import { LOOPBACK } from './processes.js';
 import type { Workload } from './settings.js';
 
 export function redisBenchmarkArgs(port: number | string, w: Workload): string[] {
-  return ['-h', LOOPBACK, '-p', String(port), '-c', String(w.clients), '-n', String(w.requests), '-P', String(w.pipeline), '-t', 'set,get', '--csv'];
+  return [
+    '-h',
+    LOOPBACK,
+    '-p',
+    String(port),
+    '-c',
+    String(w.clients),
+    '-n',
+    String(w.requests),
+    '-P',
+    String(w.pipeline),
+    '-t',
+    'set,get',
+    '--csv',
+  ];
 }
 
 export async function runRedisBenchmark(port: number, w: Workload): Promise<BenchRow[]> {

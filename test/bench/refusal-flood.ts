@@ -73,7 +73,9 @@ async function main(): Promise<void> {
   await sc.exited;
   await redis.stop();
   console.log(`refusal flood: ${CLIENTS} non-reading clients sending SHUTDOWN for ${SECONDS} s (log level ${LOG_LEVEL})`);
-  console.log(`  sidecar RSS: start ${startRss.toFixed(0)} MB, peak ${peak.toFixed(0)} MB (limit ${MAX_RSS_MB} MB); samples: ${samples.join(', ')}`);
+  console.log(
+    `  sidecar RSS: start ${startRss.toFixed(0)} MB, peak ${peak.toFixed(0)} MB (limit ${MAX_RSS_MB} MB); samples: ${samples.join(', ')}`,
+  );
   console.log(`  bytes the clients got into their sockets: ${(written / 1e6).toFixed(1)} MB; refusals issued: ${denied}`);
   console.log(`  log lines: ${sc.logs.length} in total, ${refusalLines} about refusals`);
   if (!(peak <= MAX_RSS_MB)) {

@@ -46,12 +46,14 @@ function renderRanking(r: BenchResults): string {
     const d16 = t === 'direct' ? 1 : at(vsDirect ?? [], 50, 16)?.rpsRatio;
     const p1 = t === base ? 1 : at(vsPipe ?? [], 50, 1);
     const p16 = t === base ? 1 : at(vsPipe ?? [], 50, 16);
-    const ratio = (c: Comparison | 1 | undefined, f: (c: Comparison) => number): number | undefined => (c === 1 ? 1 : c === undefined ? undefined : f(c));
+    const ratio = (c: Comparison | 1 | undefined, f: (c: Comparison) => number): number | undefined =>
+      c === 1 ? 1 : c === undefined ? undefined : f(c);
     const score = geomean([ratio(p1, (c) => c.rpsRatio) ?? NaN, ratio(p16, (c) => c.rpsRatio) ?? NaN]);
     const serialP50 = serial === undefined ? NaN : p50Us(r.samples, t, serial.name);
     const serialDiff = serial === undefined || t === base ? undefined : at(vsPipe ?? [], 1, 1)?.p50DiffUs;
     const idle = r.idleKiB.get(t);
-    const drain = t === 'sidecar' && r.drain?.allClosedMs !== undefined ? `${r.drain.allClosedMs.toFixed(0)} ms (${r.drain.sessions})` : '-';
+    const drain =
+      t === 'sidecar' && r.drain?.allClosedMs !== undefined ? `${r.drain.allClosedMs.toFixed(0)} ms (${r.drain.sessions})` : '-';
     return {
       score,
       cells: [
@@ -72,7 +74,19 @@ function renderRanking(r: BenchResults): string {
   return [
     `### Ranking (throughput × ${base}, geometric mean of pipeline 1 and 16)`,
     table(
-      ['#', 'target', 'P1 × direct', `P1 × ${base}`, 'P16 × direct', `P16 × ${base}`, `p99 × ${base} (P1 / P16)`, `serial p50 µs (± ${base})`, `CPU/req × ${base} (P1 / P16)`, 'idle KiB/session', 'idle drain'],
+      [
+        '#',
+        'target',
+        'P1 × direct',
+        `P1 × ${base}`,
+        'P16 × direct',
+        `P16 × ${base}`,
+        `p99 × ${base} (P1 / P16)`,
+        `serial p50 µs (± ${base})`,
+        `CPU/req × ${base} (P1 / P16)`,
+        'idle KiB/session',
+        'idle drain',
+      ],
       rows.map((row, i) => [String(i + 1), ...row.cells]),
     ),
     'Every ratio is the median over the rounds of a ratio of two runs in the same round (SET and GET pooled; CPU from the SET run, which covers the invocation). ' +
@@ -124,7 +138,12 @@ function renderDetail(r: BenchResults): string {
     'req/s, p50 and p99 are medians over the rounds; "spread" is half the range of req/s over the rounds.',
     table(
       ['workload', ...r.ran.map((t) => `${t} CPU/req`)],
-      r.settings.workloads.map((w) => [w.name, ...r.ran.map((t) => (Number.isFinite(cpuPerRequest(r.samples, t, w.name)) ? `${cpuPerRequest(r.samples, t, w.name).toFixed(1)} µs` : 'n/a'))]),
+      r.settings.workloads.map((w) => [
+        w.name,
+        ...r.ran.map((t) =>
+          Number.isFinite(cpuPerRequest(r.samples, t, w.name)) ? `${cpuPerRequest(r.samples, t, w.name).toFixed(1)} µs` : 'n/a',
+        ),
+      ]),
     ),
   ].join('\n\n');
 }
@@ -144,7 +163,13 @@ function renderPairs(r: BenchResults): string[] {
     parts.push(
       table(
         ['workload', 'req/s ratio', 'p99 ratio', 'p50 difference', 'CPU/req ratio'],
-        rows.map((c) => [c.workload.name, `${c.rpsRatio.toFixed(2)} ×`, `${c.p99Ratio.toFixed(2)} ×`, `${signed(c.p50DiffUs)} µs`, `${x(c.cpuRatio)} ×`]),
+        rows.map((c) => [
+          c.workload.name,
+          `${c.rpsRatio.toFixed(2)} ×`,
+          `${c.p99Ratio.toFixed(2)} ×`,
+          `${signed(c.p50DiffUs)} µs`,
+          `${x(c.cpuRatio)} ×`,
+        ]),
       ),
     );
   }
@@ -153,7 +178,10 @@ function renderPairs(r: BenchResults): string[] {
 
 function renderDrain(d: DrainResult): string {
   const perSessionKiB = (d.rssAfter - d.rssBefore) / d.sessions / 1024;
-  const heapPerSession = d.heapBefore !== undefined && d.heapAfter !== undefined ? `${((d.heapAfter - d.heapBefore) / d.sessions / 1024).toFixed(1)} KiB` : 'n/a';
+  const heapPerSession =
+    d.heapBefore !== undefined && d.heapAfter !== undefined
+      ? `${((d.heapAfter - d.heapBefore) / d.sessions / 1024).toFixed(1)} KiB`
+      : 'n/a';
   return [
     `### Idle sessions (a fresh sidecar with ${EXIT_MEASURE_ARGS.join(' ')})`,
     table(
@@ -171,7 +199,12 @@ function renderDrain(d: DrainResult): string {
           d.allClosedMs === undefined ? `only ${d.closedBeforeExit} closed before exit` : `${d.allClosedMs.toFixed(0)} ms`,
           d.allClosedMs !== undefined && d.allClosedMs < 1000 ? 'PASS' : 'MISS',
         ],
-        ['SIGTERM → process exit', '-', d.exitMs === undefined ? 'did not exit within 60 s' : `${d.exitMs.toFixed(0)} ms, exit code ${String(d.exitCode)}`, '-'],
+        [
+          'SIGTERM → process exit',
+          '-',
+          d.exitMs === undefined ? 'did not exit within 60 s' : `${d.exitMs.toFixed(0)} ms, exit code ${String(d.exitCode)}`,
+          '-',
+        ],
       ],
     ),
     ...(d.phases === undefined ? [] : [`Shutdown report: ${d.phases}.`]),
@@ -197,7 +230,13 @@ export function renderReport(r: BenchResults): string {
   if (r.drain !== undefined) parts.push(renderDrain(r.drain));
   parts.push(renderDetail(r));
   parts.push(
-    ['Command lines:', '```', ...r.settings.workloads.map((w) => `redis-benchmark ${redisBenchmarkArgs('PORT', w).join(' ')}`), ...targetCommands({ ...r.settings, targets: r.ran }), '```'].join('\n'),
+    [
+      'Command lines:',
+      '```',
+      ...r.settings.workloads.map((w) => `redis-benchmark ${redisBenchmarkArgs('PORT', w).join(' ')}`),
+      ...targetCommands({ ...r.settings, targets: r.ran }),
+      '```',
+    ].join('\n'),
   );
   return `${parts.join('\n\n')}\n`;
 }

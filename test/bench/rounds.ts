@@ -18,7 +18,8 @@ export async function runRounds(targets: Target[], settings: BenchSettings, log:
         const rows = await runRedisBenchmark(t.port, w);
         const cpuAfter = cpuSeconds(t.pid);
         // redis-benchmark sends w.requests SETs and w.requests GETs.
-        const cpuUsPerRequest = cpuBefore === undefined || cpuAfter === undefined ? undefined : ((cpuAfter - cpuBefore) * 1e6) / (2 * w.requests);
+        const cpuUsPerRequest =
+          cpuBefore === undefined || cpuAfter === undefined ? undefined : ((cpuAfter - cpuBefore) * 1e6) / (2 * w.requests);
         for (const row of rows) samples.push({ target: t.name, workload: w.name, round, row, cpuUsPerRequest });
         const rps = (test: string): string => Math.round(rows.find((r) => r.test === test)?.rps ?? 0).toLocaleString('en-US');
         log(

@@ -66,7 +66,9 @@ const bigChunks = chunksOf(bigCmd, CHUNK);
 const bigNs = best(5, () => {
   scanAll(new RequestScanner(table, limits), bigChunks);
 });
-console.log(`request scanner: ${((bigCmd.length / (bigNs / 1e9)) / 1e6).toFixed(0)} MB/s (64 MiB value in 64 KiB chunks, ${(bigNs / 1e6).toFixed(2)} ms)`);
+console.log(
+  `request scanner: ${(bigCmd.length / (bigNs / 1e9) / 1e6).toFixed(0)} MB/s (64 MiB value in 64 KiB chunks, ${(bigNs / 1e6).toFixed(2)} ms)`,
+);
 
 // Replies: 1M "+OK" and 1M small bulks.
 const ok = Buffer.from('+OK\r\n');
@@ -88,7 +90,7 @@ const bigReplyChunks = chunksOf(bigReply, CHUNK);
 const bigReplyNs = best(5, () => {
   scanAll(new ReplyScanner(), bigReplyChunks);
 });
-console.log(`reply scanner:   ${((bigReply.length / (bigReplyNs / 1e9)) / 1e6).toFixed(0)} MB/s (64 MiB bulk in 64 KiB chunks)`);
+console.log(`reply scanner:   ${(bigReply.length / (bigReplyNs / 1e9) / 1e6).toFixed(0)} MB/s (64 MiB bulk in 64 KiB chunks)`);
 
 // Reference: one plain JS loop reading every byte of the same chunks once (no framing at all).
 let crs = 0;

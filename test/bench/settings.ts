@@ -44,14 +44,19 @@ export function readSettings(env: NodeJS.ProcessEnv, defaultCli: string): BenchS
     .map((s) => s.trim())
     .filter((s) => s !== '');
   for (const t of targets) {
-    if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`BENCH_TARGETS: unknown target '${t}' (allowed: ${TARGET_NAMES.join(', ')})`);
+    if (!(TARGET_NAMES as readonly string[]).includes(t))
+      throw new Error(`BENCH_TARGETS: unknown target '${t}' (allowed: ${TARGET_NAMES.join(', ')})`);
   }
   if (!targets.includes('direct')) throw new Error('BENCH_TARGETS must include direct: every result is a ratio to it');
   const rounds = numberFromEnv(env, 'BENCH_ROUNDS', quick ? 2 : 5, 1, 20, true);
   const scale = numberFromEnv(env, 'BENCH_REQUESTS_SCALE', quick ? 0.2 : 1, 0.01, 20, false);
   // Each session holds two sockets in the sidecar (client + backend): 9,000 fits a 20,000 fd limit.
   const idleSessions = numberFromEnv(env, 'BENCH_IDLE_SESSIONS', quick ? 300 : 1000, 0, 9000, true);
-  const sidecar: SidecarLaunch = { cli: env.BENCH_SIDECAR_CLI ?? defaultCli, args: words(env.BENCH_SIDECAR_ARGS), nodeFlags: words(env.BENCH_SIDECAR_NODE_FLAGS) };
+  const sidecar: SidecarLaunch = {
+    cli: env.BENCH_SIDECAR_CLI ?? defaultCli,
+    args: words(env.BENCH_SIDECAR_ARGS),
+    nodeFlags: words(env.BENCH_SIDECAR_NODE_FLAGS),
+  };
   const sidecarB: SidecarLaunch = {
     cli: env.BENCH_SIDECAR_B_CLI ?? sidecar.cli,
     args: env.BENCH_SIDECAR_B_ARGS === undefined ? sidecar.args : words(env.BENCH_SIDECAR_B_ARGS),

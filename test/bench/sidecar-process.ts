@@ -4,7 +4,13 @@ import { SidecarProcess, sidecarArgv } from '../../harness/sidecar-process.js';
 import { LOOPBACK } from './processes.js';
 import type { SidecarLaunch } from './settings.js';
 
-function launchOptions(launch: SidecarLaunch, port: number | string, backendPort: number | string, adminPort: number | string, logLevel: string) {
+function launchOptions(
+  launch: SidecarLaunch,
+  port: number | string,
+  backendPort: number | string,
+  adminPort: number | string,
+  logLevel: string,
+) {
   return {
     nodeFlags: launch.nodeFlags,
     cli: launch.cli,
@@ -16,7 +22,13 @@ function launchOptions(launch: SidecarLaunch, port: number | string, backendPort
 }
 
 /** The node command line of a sidecar, with ports as given (names in the report, numbers when run). */
-export function sidecarCommand(launch: SidecarLaunch, port: number | string, backendPort: number | string, adminPort: number | string, logLevel: string): string[] {
+export function sidecarCommand(
+  launch: SidecarLaunch,
+  port: number | string,
+  backendPort: number | string,
+  adminPort: number | string,
+  logLevel: string,
+): string[] {
   return sidecarArgv(launchOptions(launch, port, backendPort, adminPort, logLevel));
 }
 

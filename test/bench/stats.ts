@@ -30,7 +30,14 @@ export function rotated<T>(items: readonly T[], r: number): T[] {
 }
 
 /** Values of f over pairs of runs of targets a and b in the same round, workload and test. */
-export function paired(samples: Sample[], a: TargetName, b: TargetName, workload: string, tests: readonly string[], f: (a: Sample, b: Sample) => number | undefined): number[] {
+export function paired(
+  samples: Sample[],
+  a: TargetName,
+  b: TargetName,
+  workload: string,
+  tests: readonly string[],
+  f: (a: Sample, b: Sample) => number | undefined,
+): number[] {
   const values: number[] = [];
   for (const sa of samples) {
     if (sa.target !== a || sa.workload !== workload || !tests.includes(sa.row.test)) continue;
@@ -45,7 +52,9 @@ const rpsRatio = (x: Sample, y: Sample): number => x.row.rps / y.row.rps;
 const p99Ratio = (x: Sample, y: Sample): number => x.row.p99Ms / y.row.p99Ms;
 const p50DiffUs = (x: Sample, y: Sample): number => (x.row.p50Ms - y.row.p50Ms) * 1000;
 const cpuRatio = (x: Sample, y: Sample): number | undefined =>
-  x.cpuUsPerRequest === undefined || y.cpuUsPerRequest === undefined || y.cpuUsPerRequest <= 0 ? undefined : x.cpuUsPerRequest / y.cpuUsPerRequest;
+  x.cpuUsPerRequest === undefined || y.cpuUsPerRequest === undefined || y.cpuUsPerRequest <= 0
+    ? undefined
+    : x.cpuUsPerRequest / y.cpuUsPerRequest;
 
 export interface Summary {
   target: TargetName;
@@ -117,7 +126,11 @@ export function compare(samples: Sample[], a: TargetName, b: TargetName, setting
 
 /** Median CPU µs per request of one target in one workload (SET rows: one reading per invocation). */
 export function cpuPerRequest(samples: Sample[], target: TargetName, workload: string): number {
-  return median(samples.filter((s) => s.target === target && s.workload === workload && s.row.test === 'SET' && s.cpuUsPerRequest !== undefined).map((s) => s.cpuUsPerRequest!));
+  return median(
+    samples
+      .filter((s) => s.target === target && s.workload === workload && s.row.test === 'SET' && s.cpuUsPerRequest !== undefined)
+      .map((s) => s.cpuUsPerRequest!),
+  );
 }
 
 /** Median p50 of one target in one workload, SET and GET pooled, in µs. */
@@ -143,7 +156,12 @@ export interface Check {
 export function checkTargets(samples: Sample[], settings: BenchSettings, subject: TargetName = 'sidecar'): Check[] {
   const checks: Check[] = [];
   const aa = new Map(compare(samples, 'pipe2', 'pipe', settings).map((c) => [c.workload.name, c]));
-  const noiseOf = (w: string, pick: (c: Comparison) => number, unit: 'ratio' | 'us', measured: number): Pick<Check, 'noise' | 'withinNoise'> => {
+  const noiseOf = (
+    w: string,
+    pick: (c: Comparison) => number,
+    unit: 'ratio' | 'us',
+    measured: number,
+  ): Pick<Check, 'noise' | 'withinNoise'> => {
     const c = aa.get(w);
     if (c === undefined || !Number.isFinite(pick(c))) return { noise: 'no A/A pair', withinNoise: undefined };
     const dev = unit === 'ratio' ? Math.abs(pick(c) - 1) : Math.abs(pick(c));
@@ -154,13 +172,37 @@ export function checkTargets(samples: Sample[], settings: BenchSettings, subject
     const n = `${c.pairs} pairs`;
     const w = c.workload.name;
     if (c.workload.clients > 1) {
-      checks.push({ what: `${w} throughput`, target: '≥ 1.10 × pipe', measured: `${c.rpsRatio.toFixed(2)} × (${n})`, pass: c.rpsRatio >= 1.1, ...noiseOf(w, (a) => a.rpsRatio, 'ratio', c.rpsRatio) });
-      checks.push({ what: `${w} p99 latency`, target: '≤ 1.00 × pipe', measured: `${c.p99Ratio.toFixed(2)} × (${n})`, pass: c.p99Ratio <= 1, ...noiseOf(w, (a) => a.p99Ratio, 'ratio', c.p99Ratio) });
+      checks.push({
+        what: `${w} throughput`,
+        target: '≥ 1.10 × pipe',
+        measured: `${c.rpsRatio.toFixed(2)} × (${n})`,
+        pass: c.rpsRatio >= 1.1,
+        ...noiseOf(w, (a) => a.rpsRatio, 'ratio', c.rpsRatio),
+      });
+      checks.push({
+        what: `${w} p99 latency`,
+        target: '≤ 1.00 × pipe',
+        measured: `${c.p99Ratio.toFixed(2)} × (${n})`,
+        pass: c.p99Ratio <= 1,
+        ...noiseOf(w, (a) => a.p99Ratio, 'ratio', c.p99Ratio),
+      });
     } else {
-      checks.push({ what: `${w} p50 latency`, target: '≤ pipe', measured: `${signed(c.p50DiffUs)} µs over pipe (${n})`, pass: c.p50DiffUs <= 0, ...noiseOf(w, (a) => a.p50DiffUs, 'us', c.p50DiffUs) });
+      checks.push({
+        what: `${w} p50 latency`,
+        target: '≤ pipe',
+        measured: `${signed(c.p50DiffUs)} µs over pipe (${n})`,
+        pass: c.p50DiffUs <= 0,
+        ...noiseOf(w, (a) => a.p50DiffUs, 'us', c.p50DiffUs),
+      });
     }
     if (Number.isFinite(c.cpuRatio)) {
-      checks.push({ what: `${w} CPU per request`, target: '≤ 0.90 × pipe', measured: `${c.cpuRatio.toFixed(2)} ×`, pass: c.cpuRatio <= 0.9, ...noiseOf(w, (a) => a.cpuRatio, 'ratio', c.cpuRatio) });
+      checks.push({
+        what: `${w} CPU per request`,
+        target: '≤ 0.90 × pipe',
+        measured: `${c.cpuRatio.toFixed(2)} ×`,
+        pass: c.cpuRatio <= 0.9,
+        ...noiseOf(w, (a) => a.cpuRatio, 'ratio', c.cpuRatio),
+      });
     }
   }
   return checks;

@@ -28,9 +28,13 @@ async function startBarePipe(name: 'pipe' | 'pipe2' | 'pipe-data', backendPort: 
   const port = await freePort();
   const mode = name === 'pipe-data' ? 'data' : 'pipe';
   // stdin stays a pipe: the child exits when it closes, so even a SIGKILLed bench leaves nothing behind.
-  const proc = spawnTracked(process.execPath, [BARE_PIPE_JS, '--listen', `${LOOPBACK}:${port}`, '--backend', `${LOOPBACK}:${backendPort}`, '--mode', mode], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const proc = spawnTracked(
+    process.execPath,
+    [BARE_PIPE_JS, '--listen', `${LOOPBACK}:${port}`, '--backend', `${LOOPBACK}:${backendPort}`, '--mode', mode],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   const err = tail(proc.stderr);
   try {
     await whenReady(proc, () => canConnect(port), `bare pipe (${mode}) on port ${port}`, 10_000);
@@ -38,15 +42,22 @@ async function startBarePipe(name: 'pipe' | 'pipe2' | 'pipe-data', backendPort: 
     await stopChild(proc, 1000);
     throw new Error(`${(e as Error).message}\n${err()}`);
   }
-  return { name, port, pid: proc.pid, stop: async () => {
+  return {
+    name,
+    port,
+    pid: proc.pid,
+    stop: async () => {
       await stopChild(proc, 3000);
-    } };
+    },
+  };
 }
 
 /** Why a target cannot run on this machine, or undefined when it can. */
 export function missingBinary(name: TargetName): string | undefined {
-  if (name === 'haproxy' && !haveBinary(HAPROXY_BIN)) return `${HAPROXY_BIN} not found (Debian: apt-get install haproxy; or set BENCH_HAPROXY)`;
-  if (name === 'twemproxy' && !haveBinary(NUTCRACKER_BIN)) return `${NUTCRACKER_BIN} not found (Debian: apt-get install nutcracker; or set BENCH_NUTCRACKER)`;
+  if (name === 'haproxy' && !haveBinary(HAPROXY_BIN))
+    return `${HAPROXY_BIN} not found (Debian: apt-get install haproxy; or set BENCH_HAPROXY)`;
+  if (name === 'twemproxy' && !haveBinary(NUTCRACKER_BIN))
+    return `${NUTCRACKER_BIN} not found (Debian: apt-get install nutcracker; or set BENCH_NUTCRACKER)`;
   return undefined;
 }
 
@@ -66,9 +77,14 @@ export async function startTarget(name: TargetName, redis: RedisServer, settings
     case 'sidecar-b': {
       const launch = name === 'sidecar' ? settings.sidecar : settings.sidecarB;
       const s = await startSidecarProcess(redis.port, { ...launch, args: ['--announce-delay', '0', ...launch.args] });
-      return { name, port: s.port, pid: s.proc.pid, stop: async () => {
-        await stopChild(s.proc, 15_000);
-      } };
+      return {
+        name,
+        port: s.port,
+        pid: s.proc.pid,
+        stop: async () => {
+          await stopChild(s.proc, 15_000);
+        },
+      };
     }
   }
 }
@@ -78,14 +94,22 @@ export function targetCommands(settings: BenchSettings): string[] {
   const lines: string[] = [];
   for (const name of settings.targets) {
     if (name === 'pipe' || name === 'pipe2' || name === 'pipe-data') {
-      lines.push(`${name}: node dist/test/bench/bare-pipe.js --listen 127.0.0.1:PORT --backend 127.0.0.1:REDIS_PORT --mode ${name === 'pipe-data' ? 'data' : 'pipe'}`);
+      lines.push(
+        `${name}: node dist/test/bench/bare-pipe.js --listen 127.0.0.1:PORT --backend 127.0.0.1:REDIS_PORT --mode ${name === 'pipe-data' ? 'data' : 'pipe'}`,
+      );
     } else if (name === 'haproxy') {
       lines.push(`haproxy: ${HAPROXY_BIN} -db -f haproxy.cfg  (mode tcp, nbthread 1, one server)`);
     } else if (name === 'twemproxy') {
       lines.push(`twemproxy: ${NUTCRACKER_BIN} -c nutcracker.yml  (one pool, redis: true, one server)`);
     } else if (name === 'sidecar' || name === 'sidecar-b') {
       const launch = name === 'sidecar' ? settings.sidecar : settings.sidecarB;
-      const cmd = sidecarCommand({ ...launch, args: ['--announce-delay', '0', ...launch.args] }, 'PORT', 'REDIS_PORT', 'ADMIN_PORT', 'warn');
+      const cmd = sidecarCommand(
+        { ...launch, args: ['--announce-delay', '0', ...launch.args] },
+        'PORT',
+        'REDIS_PORT',
+        'ADMIN_PORT',
+        'warn',
+      );
       lines.push(`${name}: node ${cmd.join(' ').replace(process.cwd() + '/', '')}`);
     }
   }

@@ -110,10 +110,10 @@ describe('check-config', () => {
 
   test('it shows which layer each value came from, and secrets only as [set]', async (t) => {
     const path = tempFile(t, 'sidecar.yaml', 'poolSize: 3\nreplication:\n  pauseWrites: false\n');
-    const r = await runCli(
-      ['check-config', '--config', path, '--listen', ':7000', '--drain-timeout', '2s', '--shutdown-deadline', '60s'],
-      { PIKA_SIDECAR_BACKEND_PASSWORD: 'hunter2-very-secret', PIKA_SIDECAR_LOG_LEVEL: 'debug' },
-    );
+    const r = await runCli(['check-config', '--config', path, '--listen', ':7000', '--drain-timeout', '2s', '--shutdown-deadline', '60s'], {
+      PIKA_SIDECAR_BACKEND_PASSWORD: 'hunter2-very-secret',
+      PIKA_SIDECAR_LOG_LEVEL: 'debug',
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^listen: 0\.0\.0\.0:7000 +# flag$/m);
     assert.match(r.stdout, /^poolSize: 3 +# file$/m);
@@ -217,7 +217,10 @@ describe('drain', () => {
     const r = await runCli(['drain', '--admin', stub.url]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `drain started on the sidecar at ${stub.url} (phase intercept)\n`);
-    assert.deepEqual(stub.seen.map((s) => `${s.method} ${s.url}`), ['POST /drain']);
+    assert.deepEqual(
+      stub.seen.map((s) => `${s.method} ${s.url}`),
+      ['POST /drain'],
+    );
   });
 
   test('--wait asks for ?wait=true and 200 means drained: exit 0 (--admin may be :port)', async (t) => {
@@ -225,7 +228,10 @@ describe('drain', () => {
     const ok = await runCli(['drain', '--wait', '--admin', `:${stub.port}`]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /drained \(phase drained\)/);
-    assert.deepEqual(stub.seen.map((s) => `${s.method} ${s.url}`), ['POST /drain?wait=true']);
+    assert.deepEqual(
+      stub.seen.map((s) => `${s.method} ${s.url}`),
+      ['POST /drain?wait=true'],
+    );
   });
 
   test('504 past the deadline exits 2; 403 and other statuses exit 1', async (t) => {
@@ -248,7 +254,10 @@ describe('drain', () => {
     const env = await runCli(['drain', '--admin', stub.url], { PIKA_SIDECAR_ADMIN_TOKEN: 'tok-from-env' });
     const none = await runCli(['drain', '--admin', stub.url]);
     assert.deepEqual([flag.code, env.code, none.code], [0, 0, 0]);
-    assert.deepEqual(stub.seen.map((s) => s.authorization), ['Bearer tok-from-flag', 'Bearer tok-from-env', undefined]);
+    assert.deepEqual(
+      stub.seen.map((s) => s.authorization),
+      ['Bearer tok-from-flag', 'Bearer tok-from-env', undefined],
+    );
     for (const r of [flag, env]) assert.ok(!/tok-from/.test(r.stdout + r.stderr));
   });
 
@@ -275,7 +284,10 @@ describe('status', () => {
     assert.match(r.stdout, /^ {2}10\.0\.0\.4:9221 +full_sync +lag \?$/m);
     assert.match(r.stdout, /^shutdown: +SIGTERM at 2025-01-01T00:00:00\.000Z, exit code pending$/m);
     assert.match(r.stdout, /^ {2}intercept +completed +6\.01 s$/m);
-    assert.deepEqual(stub.seen.map((s) => `${s.method} ${s.url}`), ['GET /status']);
+    assert.deepEqual(
+      stub.seen.map((s) => `${s.method} ${s.url}`),
+      ['GET /status'],
+    );
   });
 
   test('missing fields print as ? instead of failing', async (t) => {

@@ -24,19 +24,32 @@ interface Summary {
   load: { acknowledged: number; openConnections: number; acknowledgedAfterSigterm: number } | null;
   sidecar: { exitCode: number | null; killed: boolean; report: { exitCode?: number } | null } | null;
   timeline: Row[];
-  verdict: { acknowledged: number; missingOnReplica: number; wrongValueOnReplica: number; phantomExecutions: number; unanswered: number } | null;
+  verdict: {
+    acknowledged: number;
+    missingOnReplica: number;
+    wrongValueOnReplica: number;
+    phantomExecutions: number;
+    unanswered: number;
+  } | null;
   pids: number[];
   error?: string;
 }
 
-function startDemo(): { proc: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<{ code: number | null; ms: number }> } {
+function startDemo(): {
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exit: Promise<{ code: number | null; ms: number }>;
+} {
   const started = Date.now();
   const proc = spawn(process.execPath, ['--enable-source-maps', DEMO, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const exit = new Promise<{ code: number | null; ms: number }>((resolve) => proc.once('exit', (code) => resolve({ code, ms: Date.now() - started })));
+  const exit = new Promise<{ code: number | null; ms: number }>((resolve) =>
+    proc.once('exit', (code) => resolve({ code, ms: Date.now() - started })),
+  );
   return { proc, stdout: () => out, stderr: () => err, exit };
 }
 
@@ -92,7 +105,10 @@ describe('make demo', () => {
     assert.ok((summary.load?.acknowledgedAfterSigterm ?? 0) > 0, 'writes were still served after SIGTERM');
 
     const phases = summary.timeline.filter((r) => r.kind === 'phase');
-    assert.deepEqual(phases.map((r) => r.phase), PHASE_ORDER);
+    assert.deepEqual(
+      phases.map((r) => r.phase),
+      PHASE_ORDER,
+    );
     for (const p of phases) {
       const allowed = p.phase === 'close_clients' ? ['completed', 'skipped'] : ['completed'];
       assert.ok(allowed.includes(p.outcome ?? ''), `phase ${p.phase} outcome ${p.outcome}`);
@@ -108,7 +124,10 @@ describe('make demo', () => {
     const sync = phases.find((r) => r.phase === 'replication_sync');
     assert.ok(resumed && stalled && sync);
     assert.ok(stalled.atMs < 0, 'the replica stalled before SIGTERM');
-    assert.ok(sync.atMs + (sync.durationMs ?? 0) >= resumed.atMs, `replication_sync ended (${sync.atMs + (sync.durationMs ?? 0)} ms) after the replica resumed (${resumed.atMs} ms)`);
+    assert.ok(
+      sync.atMs + (sync.durationMs ?? 0) >= resumed.atMs,
+      `replication_sync ended (${sync.atMs + (sync.durationMs ?? 0)} ms) after the replica resumed (${resumed.atMs} ms)`,
+    );
 
     assert.equal(summary.pids.length, 3, 'master, replica and sidecar were started');
     for (const pid of summary.pids) assert.equal(alive(pid), false, `process ${pid} left behind`);
@@ -122,10 +141,13 @@ describe('make demo', () => {
     const pid = demo.proc.pid;
     assert.ok(pid !== undefined);
     // Master, replica and sidecar are all up once the demo has three children.
-    const children = await waitFor(() => {
-      const c = childPids(pid);
-      return c.length >= 3 ? c : undefined;
-    }, { timeoutMs: 20_000, what: 'the demo to start its three processes' });
+    const children = await waitFor(
+      () => {
+        const c = childPids(pid);
+        return c.length >= 3 ? c : undefined;
+      },
+      { timeoutMs: 20_000, what: 'the demo to start its three processes' },
+    );
     demo.proc.kill('SIGINT');
     const { code } = await demo.exit;
     assert.equal(code, 130, `exit code; stdout: ${demo.stdout()} stderr: ${demo.stderr()}`);
@@ -134,7 +156,7 @@ describe('make demo', () => {
     for (const c of children) assert.equal(alive(c), false, `process ${c} left behind`);
   });
 
-  test("the verdict counts a lost acknowledged write, a wrong value and an unanswered write that ran", async (t) => {
+  test('the verdict counts a lost acknowledged write, a wrong value and an unanswered write that ran', async (t) => {
     const replica = await RedisServer.start();
     t.after(() => replica.stop());
     const master = await RedisServer.start();

@@ -18,7 +18,22 @@ import { WriteLoad, verifyWrites } from '../../harness/write-load.js';
 type Defer = ReturnType<typeof deferrer>;
 /** intercept 1s + drain 2s + close_clients 1s + replication_sync 3s + release 1s = 8s <= deadline 10s. */
 const DEADLINE_MS = 10_000;
-const BUDGETS = ['--drain-timeout', '2s', '--close-timeout', '1s', '--replication-timeout', '3s', '--release-timeout', '1s', '--shutdown-deadline', '10s', '--health-interval', '200ms', '--replication-poll-interval', '200ms'];
+const BUDGETS = [
+  '--drain-timeout',
+  '2s',
+  '--close-timeout',
+  '1s',
+  '--replication-timeout',
+  '3s',
+  '--release-timeout',
+  '1s',
+  '--shutdown-deadline',
+  '10s',
+  '--health-interval',
+  '200ms',
+  '--replication-poll-interval',
+  '200ms',
+];
 /** Time allowed past the deadline for the process to exit and be reaped on a loaded machine. */
 const EXIT_SLACK_MS = 3000;
 
@@ -46,7 +61,20 @@ interface Exit {
 async function exitOf(sc: CliSidecar, since: number): Promise<Exit> {
   const exit = await Promise.race([
     sc.exited,
-    new Promise<never>((_r, reject) => setTimeout(() => reject(new Error(`no exit within ${DEADLINE_MS + EXIT_SLACK_MS} ms; logs:\n${sc.logs.slice(-15).map((l) => JSON.stringify(l)).join('\n')}`)), DEADLINE_MS + EXIT_SLACK_MS).unref()),
+    new Promise<never>((_r, reject) =>
+      setTimeout(
+        () =>
+          reject(
+            new Error(
+              `no exit within ${DEADLINE_MS + EXIT_SLACK_MS} ms; logs:\n${sc.logs
+                .slice(-15)
+                .map((l) => JSON.stringify(l))
+                .join('\n')}`,
+            ),
+          ),
+        DEADLINE_MS + EXIT_SLACK_MS,
+      ).unref(),
+    ),
   ]);
   const report = sc.report();
   assert.ok(report, `a shutdown report was logged; stderr: ${sc.stderr()}`);
@@ -91,14 +119,27 @@ describe('faults in every phase (CLI child process, real redis-server processes)
     const e = await exitOf(sc, t0);
     // Nothing could be verified about the replicas: data may be at risk.
     assert.equal(e.code, 2);
-    assert.deepEqual(e.outcomes, { intercept: 'completed', drain: 'completed', close_clients: 'skipped', replication_sync: 'failed', release: 'completed' });
+    assert.deepEqual(e.outcomes, {
+      intercept: 'completed',
+      drain: 'completed',
+      close_clients: 'skipped',
+      replication_sync: 'failed',
+      release: 'completed',
+    });
   });
 
   for (const phase of ['intercept', 'drain', 'close_clients', 'replication_sync', 'release'] as const) {
     test(`backend SIGKILL during ${phase}: the phases go on, the report says what happened, exit by the deadline`, async (t) => {
       const defer = deferrer(t);
       const g = await group(defer, 1);
-      const extra = phase === 'intercept' ? ['--announce-delay', '2s'] : phase === 'release' ? ['--metrics-linger', '800ms', '--release-timeout', '2s'] : phase === 'close_clients' ? ['--close-spread', '800ms'] : [];
+      const extra =
+        phase === 'intercept'
+          ? ['--announce-delay', '2s']
+          : phase === 'release'
+            ? ['--metrics-linger', '800ms', '--release-timeout', '2s']
+            : phase === 'close_clients'
+              ? ['--close-spread', '800ms']
+              : [];
       const sc = await sidecarFor(defer, g.master.port, extra);
       let multi: RawClient | undefined;
       if (phase === 'drain') multi = await openMulti(defer, sc);
@@ -123,7 +164,10 @@ describe('faults in every phase (CLI child process, real redis-server processes)
       if (phase === 'release') {
         // The stop gate opens in release: a backend stopping then is the planned order.
         assert.equal(e.code, 0);
-        assert.ok(Object.values(e.outcomes).every((o) => o === 'completed' || o === 'skipped'), JSON.stringify(e.outcomes));
+        assert.ok(
+          Object.values(e.outcomes).every((o) => o === 'completed' || o === 'skipped'),
+          JSON.stringify(e.outcomes),
+        );
       } else {
         // Before the gate, a dead master means the replicas cannot be checked: exit 2, the report says where.
         assert.equal(e.code, 2);
@@ -166,13 +210,20 @@ describe('faults in every phase (CLI child process, real redis-server processes)
     c.close();
     const t0 = Date.now();
     sc.proc.kill('SIGTERM');
-    await sc.waitForLog((l) => String(l.msg).startsWith('recorded the replication target; waiting for 1 replica'), 10_000, 'the target to be recorded with the replica');
+    await sc.waitForLog(
+      (l) => String(l.msg).startsWith('recorded the replication target; waiting for 1 replica'),
+      10_000,
+      'the target to be recorded with the replica',
+    );
     await g.replicas[0]!.kill();
     const e = await exitOf(sc, t0);
     assert.equal(e.code, 2);
     assert.equal(e.outcomes['replication_sync'], 'timed_out');
     const replicas = (e.report['replication'] as { replicas: Array<{ address: string; verdict: string }> }).replicas;
-    assert.deepEqual(replicas.map((r) => [r.address, r.verdict]), [[`127.0.0.1:${g.replicas[0]!.port}`, 'unreachable']]);
+    assert.deepEqual(
+      replicas.map((r) => [r.address, r.verdict]),
+      [[`127.0.0.1:${g.replicas[0]!.port}`, 'unreachable']],
+    );
   });
 
   test('replica promoted with REPLICAOF NO ONE mid-shutdown: it leaves the master, the sync fails, exit 2', async (t) => {
@@ -187,14 +238,21 @@ describe('faults in every phase (CLI child process, real redis-server processes)
     c.close();
     const t0 = Date.now();
     sc.proc.kill('SIGTERM');
-    await sc.waitForLog((l) => String(l.msg).startsWith('recorded the replication target; waiting for 1 replica'), 10_000, 'the target to be recorded with the replica');
+    await sc.waitForLog(
+      (l) => String(l.msg).startsWith('recorded the replication target; waiting for 1 replica'),
+      10_000,
+      'the target to be recorded with the replica',
+    );
     g.replicas[0]!.resume();
     assert.equal(await g.replicas[0]!.raw('REPLICAOF NO ONE'), '+OK\r\n');
     const e = await exitOf(sc, t0);
     assert.equal(e.code, 2);
     assert.equal(e.outcomes['replication_sync'], 'timed_out');
     const replicas = (e.report['replication'] as { replicas: Array<{ address: string; verdict: string; detail: string }> }).replicas;
-    assert.deepEqual(replicas.map((r) => [r.address, r.verdict, r.detail]), [[`127.0.0.1:${g.replicas[0]!.port}`, 'unreachable', 'no longer listed by the master']]);
+    assert.deepEqual(
+      replicas.map((r) => [r.address, r.verdict, r.detail]),
+      [[`127.0.0.1:${g.replicas[0]!.port}`, 'unreachable', 'no longer listed by the master']],
+    );
   });
 
   test('replica killed, then restarted empty into a full sync: replication_sync waits for it, every acknowledged write is on it, exit 0', async (t) => {
@@ -215,7 +273,11 @@ describe('faults in every phase (CLI child process, real redis-server processes)
     const e = await exitOf(sc, t0);
     await load.finished;
     assert.equal(e.code, 0, JSON.stringify({ outcomes: e.outcomes, replication: e.report['replication'] }));
-    const verdict = await verifyWrites(load.ledger(), { master: { host: '127.0.0.1', port: g.master.port }, replica: { host: '127.0.0.1', port: replicaPort } }, load.valueBytes);
+    const verdict = await verifyWrites(
+      load.ledger(),
+      { master: { host: '127.0.0.1', port: g.master.port }, replica: { host: '127.0.0.1', port: replicaPort } },
+      load.valueBytes,
+    );
     assert.ok(verdict.acknowledged >= 20_000);
     assert.equal(verdict.missingOnReplica, 0, 'every acknowledged write reached the resynced replica');
     assert.equal(verdict.phantomExecutions, 0);
@@ -245,10 +307,13 @@ describe('faults in every phase (CLI child process, real redis-server processes)
     }
     // 4 x 400 x 1 MiB = 1.6 GB of replies asked for: backpressure keeps the sidecar small.
     let peak = 0;
-    await waitFor(() => {
-      peak = Math.max(peak, rssKiB(sc.proc.pid!));
-      return false;
-    }, { timeoutMs: 3000, intervalMs: 100 }).catch(() => undefined);
+    await waitFor(
+      () => {
+        peak = Math.max(peak, rssKiB(sc.proc.pid!));
+        return false;
+      },
+      { timeoutMs: 3000, intervalMs: 100 },
+    ).catch(() => undefined);
     assert.ok(peak - rssBefore < 200 * 1024, `RSS grew by ${Math.round((peak - rssBefore) / 1024)} MiB`);
     const t0 = Date.now();
     sc.proc.kill('SIGTERM');
@@ -259,7 +324,11 @@ describe('faults in every phase (CLI child process, real redis-server processes)
     // All four readers were closed by the sidecar (the setup client left by itself).
     const closed = { ...(e.report['sessionsClosed'] as Record<string, number>) };
     delete closed['client_quit'];
-    assert.equal(Object.values(closed).reduce((a, b) => a + b, 0), 4, JSON.stringify(e.report['sessionsClosed']));
+    assert.equal(
+      Object.values(closed).reduce((a, b) => a + b, 0),
+      4,
+      JSON.stringify(e.report['sessionsClosed']),
+    );
   });
 
   test('slowloris half frames across the drain: the unfinished command is never forwarded, the connections close, exit by the deadline', async (t) => {
@@ -274,7 +343,10 @@ describe('faults in every phase (CLI child process, real redis-server processes)
       c.write(frame.subarray(0, 10));
       halves.push(c);
     }
-    await waitFor(async () => ((await (await fetch(`${sc.admin}/status`)).json()) as { sessions: { total: number } }).sessions.total === 5, { what: 'five sessions' });
+    await waitFor(
+      async () => ((await (await fetch(`${sc.admin}/status`)).json()) as { sessions: { total: number } }).sessions.total === 5,
+      { what: 'five sessions' },
+    );
     // One more byte of the frame every 100 ms, never the last.
     let sent = 10;
     const trickle = setInterval(() => {

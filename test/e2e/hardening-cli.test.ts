@@ -71,9 +71,20 @@ describe('hardening through the CLI', () => {
     const defer = deferrer(t);
     const backend = await redis(defer);
     const [port, admin] = [await freePort(), await freePort()];
-    const r = await runCli(['run', '--listen', `0.0.0.0:${port}`, '--backend', `127.0.0.1:${backend.port}`, '--admin', `127.0.0.1:${admin}`]);
+    const r = await runCli([
+      'run',
+      '--listen',
+      `0.0.0.0:${port}`,
+      '--backend',
+      `127.0.0.1:${backend.port}`,
+      '--admin',
+      `127.0.0.1:${admin}`,
+    ]);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /protected mode: the sidecar listens on 0\.0\.0\.0:\d+, which is not loopback, and the backend 127\.0\.0\.1:\d+ answers PING without a password/);
+    assert.match(
+      r.stderr,
+      /protected mode: the sidecar listens on 0\.0\.0\.0:\d+, which is not loopback, and the backend 127\.0\.0\.1:\d+ answers PING without a password/,
+    );
     assert.match(r.stderr, /protectedMode: false/);
     assert.match(r.stderr, /--protected-mode=false/);
     assert.match(r.stderr, /PIKA_SIDECAR_PROTECTED_MODE=false/);
@@ -87,9 +98,17 @@ describe('hardening through the CLI', () => {
     const off = await sidecar(defer, open.port, ['--protected-mode=false'], {}, { listenHost: '0.0.0.0' });
     assert.equal((await pingFirstLine(off.port)).line, '+PONG\r\n');
     const locked = await redis(defer, { password: 'pw1' });
-    const viaEnv = await sidecar(defer, locked.port, [], { PIKA_SIDECAR_BACKEND_PASSWORD: 'pw1' }, { listenHost: '::', adminHost: '0.0.0.0' });
+    const viaEnv = await sidecar(
+      defer,
+      locked.port,
+      [],
+      { PIKA_SIDECAR_BACKEND_PASSWORD: 'pw1' },
+      { listenHost: '::', adminHost: '0.0.0.0' },
+    );
     assert.match((await pingFirstLine(viaEnv.port)).line, /^-NOAUTH/);
-    await viaEnv.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('the admin server listens beyond loopback with no adminToken'));
+    await viaEnv.waitForLog(
+      (l) => typeof l.msg === 'string' && l.msg.startsWith('the admin server listens beyond loopback with no adminToken'),
+    );
     for (const sc of [off, viaEnv]) sc.proc.kill('SIGTERM');
     assert.equal((await off.exited).code, 0);
     assert.equal((await viaEnv.exited).code, 0);
@@ -103,10 +122,25 @@ describe('hardening through the CLI', () => {
     const peer = { remoteAddress: '10.1.2.3' } as net.Socket; // text only: no connection is made to it
     const local = { remoteAddress: '127.0.0.1' } as net.Socket;
     const listen = { host: '0.0.0.0', port: 6380 };
-    const gateOpen = new ProtectedModeGate({ listen, backend: { host: '127.0.0.1', port: open.port }, timeoutMs: 2000, logger, initial: 'unknown' });
-    assert.match((await gateOpen.admit(peer))?.toString() ?? 'admitted', /^-DENIED protected mode: .*PIKA_SIDECAR_PROTECTED_MODE=false\r\n$/);
+    const gateOpen = new ProtectedModeGate({
+      listen,
+      backend: { host: '127.0.0.1', port: open.port },
+      timeoutMs: 2000,
+      logger,
+      initial: 'unknown',
+    });
+    assert.match(
+      (await gateOpen.admit(peer))?.toString() ?? 'admitted',
+      /^-DENIED protected mode: .*PIKA_SIDECAR_PROTECTED_MODE=false\r\n$/,
+    );
     assert.equal(await gateOpen.admit(local), undefined);
-    const gateLocked = new ProtectedModeGate({ listen, backend: { host: '127.0.0.1', port: locked.port }, timeoutMs: 2000, logger, initial: 'unknown' });
+    const gateLocked = new ProtectedModeGate({
+      listen,
+      backend: { host: '127.0.0.1', port: locked.port },
+      timeoutMs: 2000,
+      logger,
+      initial: 'unknown',
+    });
     assert.equal(await gateLocked.admit(peer), undefined);
   });
 
@@ -160,7 +194,10 @@ describe('hardening through the CLI', () => {
       const defer = deferrer(t);
       const backend = await redis(defer);
       const sc = await sidecar(defer, backend.port, ['--log-level', 'info'], { PIKA_SIDECAR_TEST_INJECT_FAULT: kind });
-      const exit = await Promise.race([sc.exited, new Promise<never>((_r, rej) => setTimeout(() => rej(new Error('no exit within 20 s')), 20_000).unref())]);
+      const exit = await Promise.race([
+        sc.exited,
+        new Promise<never>((_r, rej) => setTimeout(() => rej(new Error('no exit within 20 s')), 20_000).unref()),
+      ]);
       assert.equal(exit.signal, null);
       assert.equal(exit.code, 2, sc.stderr());
       const logged = sc.logs.find((l) => l['kind'] === kind);
@@ -170,7 +207,10 @@ describe('hardening through the CLI', () => {
       assert.equal(report?.['reason'], kind);
       assert.equal(report?.['exitCode'], 2);
       assert.deepEqual((report?.['fault'] as { kind: string }).kind, kind);
-      assert.deepEqual(sc.phaseOutcomes().map(([p]) => p), ['intercept', 'drain', 'close_clients', 'replication_sync', 'release']);
+      assert.deepEqual(
+        sc.phaseOutcomes().map(([p]) => p),
+        ['intercept', 'drain', 'close_clients', 'replication_sync', 'release'],
+      );
     });
   }
 });

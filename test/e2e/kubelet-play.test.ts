@@ -234,20 +234,24 @@ const SCENARIOS: Scenario[] = [
   {
     variant: 'regular',
     sigtermOrder: [SIDECAR_CONTAINER, BACKEND_CONTAINER],
-    title: 'regular containers with the sidecar signalled first: the gate holds the backend until replicas converge, and no acknowledged write is lost',
+    title:
+      'regular containers with the sidecar signalled first: the gate holds the backend until replicas converge, and no acknowledged write is lost',
   },
   {
     variant: 'regular',
     sigtermOrder: [BACKEND_CONTAINER, SIDECAR_CONTAINER],
-    title: 'regular containers with the backend signalled first: the backend still stops only after the gate opened, and no acknowledged write is lost',
+    title:
+      'regular containers with the backend signalled first: the backend still stops only after the gate opened, and no acknowledged write is lost',
   },
   {
     variant: 'native-sidecar',
-    title: 'a native sidecar stopped after the backend: the backend preStop file gate holds the backend until replicas converge, and no acknowledged write is lost',
+    title:
+      'a native sidecar stopped after the backend: the backend preStop file gate holds the backend until replicas converge, and no acknowledged write is lost',
   },
   {
     variant: 'fronted',
-    title: 'the fronted layout: a replica link through the sidecar flows until replication_sync, new ones are refused, it is closed before the backend stops, and no acknowledged write is lost',
+    title:
+      'the fronted layout: a replica link through the sidecar flows until replication_sync, new ones are refused, it is closed before the backend stops, and no acknowledged write is lost',
   },
 ];
 
@@ -259,7 +263,10 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
 
   const fronted = scenario.variant === 'fronted';
   // Fronted: the sidecar derives +2000/+10001 from the ports it is given, so they are chosen with those free.
-  const { master, replicas } = await startReplicationGroup(1, { config: ['shutdown-timeout', '0'], ...(fronted ? { port: await freePikaPort() } : {}) });
+  const { master, replicas } = await startReplicationGroup(1, {
+    config: ['shutdown-timeout', '0'],
+    ...(fronted ? { port: await freePikaPort() } : {}),
+  });
   t.after(() => Promise.all([master.stop(), ...replicas.map((r) => r.stop())]));
   const replica = replicas[0]!;
   const fixedPorts = new Map([[dep.namedPort(BACKEND_CONTAINER, 'pika'), master.port]]);
@@ -306,7 +313,10 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
   // Real lag: the replica stops executing while writes go on, and resumes only once the sidecar
   // is in replication_sync, with the backend's gate still closed.
   replica.pause();
-  await waitFor(() => load.acked >= ACKED_BEFORE_PAUSE + ACKED_WHILE_PAUSED, { timeoutMs: 15_000, what: 'writes while the replica is paused' });
+  await waitFor(() => load.acked >= ACKED_BEFORE_PAUSE + ACKED_WHILE_PAUSED, {
+    timeoutMs: 15_000,
+    what: 'writes while the replica is paused',
+  });
   const events: TimelineEvent[] = [];
   const terminating = terminatePod(pod, {
     gracePeriodSeconds: grace,
@@ -315,7 +325,10 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
   });
   terminating.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
   const adminPort = pod.localPort(dep.namedPort(SIDECAR_CONTAINER, 'admin'));
-  await waitFor(async () => (await shutdownState(adminPort)) === 'replication_sync', { timeoutMs: 20_000, what: 'the sidecar in replication_sync' });
+  await waitFor(async () => (await shutdownState(adminPort)) === 'replication_sync', {
+    timeoutMs: 20_000,
+    what: 'the sidecar in replication_sync',
+  });
   const early = events.filter((e) => e.container === BACKEND_CONTAINER && e.event !== 'preStop:start');
   assert.deepEqual(early, [], 'the backend was held (its gate closed, no signal) while its replica lagged');
   assert.ok(pod.process(BACKEND_CONTAINER).running, 'the backend still runs while its replica lags');
@@ -339,7 +352,10 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
   const backend = result.containers.get(BACKEND_CONTAINER)!;
   const gate = backend.hook;
   assert.ok(gate, `the backend's preStop ran${why}`);
-  assert.ok(gate.ok, `the backend's preStop (the stop gate) succeeded: ${gate.kind} status=${gate.status} exit=${gate.exitCode} ${gate.error ?? ''} ${gate.output}${why}`);
+  assert.ok(
+    gate.ok,
+    `the backend's preStop (the stop gate) succeeded: ${gate.kind} status=${gate.status} exit=${gate.exitCode} ${gate.error ?? ''} ${gate.output}${why}`,
+  );
   if (gate.kind === 'httpGet') {
     assert.equal(gate.status, 200, `the gate answered 200${why}`);
     assert.equal((JSON.parse(gate.output) as { result?: string }).result, 'drained', `the gate reported drained${why}`);
@@ -350,7 +366,10 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
   }
   assert.ok(gate.endedAt >= resumedAt, `the gate opened only after the lagging replica resumed${why}`);
   assert.ok(backend.runningAfterHook, `the backend was still running when its gate opened${why}`);
-  assert.ok(backend.sigtermAt !== undefined && backend.sigtermAt >= gate.endedAt, `the backend got SIGTERM only after its gate returned${why}`);
+  assert.ok(
+    backend.sigtermAt !== undefined && backend.sigtermAt >= gate.endedAt,
+    `the backend got SIGTERM only after its gate returned${why}`,
+  );
   assert.equal(backend.killed, false, `the backend stopped within the grace period${why}`);
 
   // The sidecar: a clean exit, in time.
@@ -362,7 +381,9 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
     assert.ok(side.hook?.ok, `the sidecar's own preStop (drain --wait) succeeded: ${side.hook?.output ?? ''}${why}`);
   } else {
     // Native sidecar: nothing reaches it before the backend has exited.
-    const sidecarEvents = result.timeline.filter((e) => e.container === SIDECAR_CONTAINER && (e.event === 'preStop:start' || e.event === 'SIGTERM'));
+    const sidecarEvents = result.timeline.filter(
+      (e) => e.container === SIDECAR_CONTAINER && (e.event === 'preStop:start' || e.event === 'SIGTERM'),
+    );
     for (const e of sidecarEvents) {
       assert.ok(result.deletedAt + e.at >= backend.exit.at, `the native sidecar's ${e.event} came after the backend exited${why}`);
     }
@@ -370,7 +391,10 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
 
   if (link) {
     assert.ok(link.endedAt !== undefined, `the sidecar closed the replication link${why}`);
-    assert.ok(backend.sigtermAt !== undefined && link.endedAt <= backend.sigtermAt, `the replication link was closed before the backend got SIGTERM${why}`);
+    assert.ok(
+      backend.sigtermAt !== undefined && link.endedAt <= backend.sigtermAt,
+      `the replication link was closed before the backend got SIGTERM${why}`,
+    );
     assert.ok(link.intact, 'every byte sent through the link came back');
     const msgs = sidecar.output.split('\n').flatMap((l) => {
       try {
@@ -389,7 +413,10 @@ async function play(t: TestContext, scenario: Scenario): Promise<void> {
   assert.ok(load.acked >= ACKED_BEFORE_PAUSE + ACKED_WHILE_PAUSED, 'the load was acknowledged before the deletion');
   assert.deepEqual(missing.slice(0, 20), [], `${missing.length} of ${load.acked} acknowledged writes are missing on the replica${why}`);
   assert.equal(keys, load.acked, `the replica holds exactly the ${load.acked} acknowledged writes (${load.sent} sent)${why}`);
-  assert.ok(load.connections.some((c) => c.closedByPeer), `the sidecar closed the client connections itself${why}`);
+  assert.ok(
+    load.connections.some((c) => c.closedByPeer),
+    `the sidecar closed the client connections itself${why}`,
+  );
 }
 
 describe('the kubelet play of deploy/kubernetes', () => {

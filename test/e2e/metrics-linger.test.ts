@@ -14,7 +14,10 @@ import { EXIT_CONFIG, EXIT_OK } from '../../src/exit-codes.js';
 test('--metrics-linger 3s with the default --release-timeout 3s is refused at start-up, naming both keys', async () => {
   const { code, stderr } = await runCli(['run', '--backend', '127.0.0.1:1', '--metrics-linger', '3s']);
   assert.equal(code, EXIT_CONFIG);
-  assert.match(stderr, /invalid config: shutdown\.metricsLinger = 3s \(from --metrics-linger\): expected at most shutdown\.releaseTimeout = 3s \(default\) - 1s/);
+  assert.match(
+    stderr,
+    /invalid config: shutdown\.metricsLinger = 3s \(from --metrics-linger\): expected at most shutdown\.releaseTimeout = 3s \(default\) - 1s/,
+  );
 });
 
 test('the longest accepted linger: scrapes after the gate see drained and exit code 0, and the sidecar exits 0 inside release', async (t) => {

@@ -21,18 +21,27 @@ describe('Pika dialect, end to end through the CLI', () => {
     const sc = await spawnSidecar(g.master.port, ['--replication-settle', '50ms']);
     defer(() => sc.kill());
     sc.proc.kill('SIGTERM');
-    await sc.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('waiting for replicas: 1 of 2 reached the target'), 10_000, 'the wait to name one replica behind');
+    await sc.waitForLog(
+      (l) => typeof l.msg === 'string' && l.msg.startsWith('waiting for replicas: 1 of 2 reached the target'),
+      10_000,
+      'the wait to name one replica behind',
+    );
     assert.equal(sc.proc.exitCode, null, 'still waiting for the replica behind');
     g.setReplica(1, CAUGHT_UP);
     const { code } = await sc.exited;
     assert.equal(code, 0);
-    const report = sc.report() as { replication: { outcome: string; target: string; replicas: Array<{ address: string; verdict: string; position: string }> } };
+    const report = sc.report() as {
+      replication: { outcome: string; target: string; replicas: Array<{ address: string; verdict: string; position: string }> };
+    };
     assert.equal(report.replication.outcome, 'converged');
     assert.deepEqual(
       report.replication.replicas.map((r) => [r.address, r.verdict]).sort(),
       g.replicas.map((r) => [`127.0.0.1:${r.port}`, 'converged']).sort(),
     );
-    assert.ok(sc.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('backend kind is pika')), 'the dialect was detected from INFO server');
+    assert.ok(
+      sc.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('backend kind is pika')),
+      'the dialect was detected from INFO server',
+    );
   });
 
   test('a Pika replica ahead of the master is reported diverged at once: replication_sync fails, exit 2', async (t) => {

@@ -59,7 +59,10 @@ function stateDurations(logs: ReadonlyArray<Record<string, unknown>>): Map<strin
     return l === undefined ? undefined : Date.parse(String(l['time']));
   };
   const starts: Array<[string, number | undefined]> = [
-    ...['intercept', 'drain', 'close_clients', 'replication_sync', 'release'].map((p): [string, number | undefined] => [p, at((l) => l['msg'] === `phase ${p} started`)]),
+    ...['intercept', 'drain', 'close_clients', 'replication_sync', 'release'].map((p): [string, number | undefined] => [
+      p,
+      at((l) => l['msg'] === `phase ${p} started`),
+    ]),
     ['drained', at((l) => l['msg'] === 'stop gate open: the backend may stop now')],
   ];
   const out = new Map<string, number>();
@@ -83,94 +86,133 @@ function dashboardQueries(): Array<{ panel: string; expr: string }> {
   return dashboard.panels.flatMap((p) =>
     p.targets.map((t) => ({
       panel: p.title,
-      expr: t.expr.replaceAll('$namespace', '.*').replaceAll('$pod', '.*').replaceAll('$__rate_interval', '1s').replaceAll('$__range', '1m'),
+      expr: t.expr
+        .replaceAll('$namespace', '.*')
+        .replaceAll('$pod', '.*')
+        .replaceAll('$__rate_interval', '1s')
+        .replaceAll('$__range', '1m'),
     })),
   );
 }
 
-test('a real Prometheus scraping every 100 ms sees the shutdown in order: in flight 0 before replication_sync, the stalled replica at lag 0 before drained', { skip: missingBinary(PROMETHEUS), timeout: 120_000 }, async (t) => {
-  const defer = deferrer(t);
-  const { master, replicas } = await startReplicationGroup(1);
-  const replica = replicas[0]!;
-  defer(() => master.stop());
-  defer(() => replica.stop());
-  const sc = await spawnSidecar(master.port, ['--metrics-linger', '2s', '--announce-delay', '500ms', '--replication-poll-interval', '100ms']);
-  defer(() => sc.kill());
-  const prom = await Prometheus.start(prometheusConfig(sc.adminPort));
-  defer(() => prom.stop());
+test(
+  'a real Prometheus scraping every 100 ms sees the shutdown in order: in flight 0 before replication_sync, the stalled replica at lag 0 before drained',
+  { skip: missingBinary(PROMETHEUS), timeout: 120_000 },
+  async (t) => {
+    const defer = deferrer(t);
+    const { master, replicas } = await startReplicationGroup(1);
+    const replica = replicas[0]!;
+    defer(() => master.stop());
+    defer(() => replica.stop());
+    const sc = await spawnSidecar(master.port, [
+      '--metrics-linger',
+      '2s',
+      '--announce-delay',
+      '500ms',
+      '--replication-poll-interval',
+      '100ms',
+    ]);
+    defer(() => sc.kill());
+    const prom = await Prometheus.start(prometheusConfig(sc.adminPort));
+    defer(() => prom.stop());
 
-  const exported = new Set(
-    (await (await fetch(`${sc.admin}/metrics`)).text()).split('\n').flatMap((l) => (/^# TYPE (\S+) /.exec(l)?.[1] ? [/^# TYPE (\S+) /.exec(l)![1]!] : [])),
-  );
-  await waitFor(async () => (await prom.targets()).some((x) => x.health === 'up'), { timeoutMs: 20_000, what: 'Prometheus to scrape the sidecar' });
-  const [target] = await prom.targets();
-  for (const [k, v] of Object.entries({ ...POD_LABELS, job: JOB })) assert.equal(target!.labels[k], v, `target label ${k}`);
+    const exported = new Set(
+      (await (await fetch(`${sc.admin}/metrics`)).text())
+        .split('\n')
+        .flatMap((l) => (/^# TYPE (\S+) /.exec(l)?.[1] ? [/^# TYPE (\S+) /.exec(l)![1]!] : [])),
+    );
+    await waitFor(async () => (await prom.targets()).some((x) => x.health === 'up'), {
+      timeoutMs: 20_000,
+      what: 'Prometheus to scrape the sidecar',
+    });
+    const [target] = await prom.targets();
+    for (const [k, v] of Object.entries({ ...POD_LABELS, job: JOB })) assert.equal(target!.labels[k], v, `target label ${k}`);
 
-  const startS = Date.now() / 1000; // the range queries cover the load before the shutdown too
-  const load = await WriteLoad.start({ host: '127.0.0.1', port: sc.port, connections: 8, batch: 32, maxWritesPerSec: 40_000 });
-  defer(() => load.destroy());
-  await waitFor(() => load.stats().acknowledged >= 5_000, { timeoutMs: 15_000, what: '5,000 acknowledged writes' });
-  replica.pause();
-  defer(() => replica.resume());
-  const stalledAddress = `127.0.0.1:${replica.port}`;
-  // A second of scrapes with the replica behind, all of it under load.
-  const behind = `min_over_time(pika_sidecar_replica_lag_bytes{replica="${stalledAddress}"}[1s]) > 0 and count_over_time(pika_sidecar_replica_lag_bytes{replica="${stalledAddress}"}[1s]) >= 8`;
-  await waitFor(async () => (await prom.query(behind)).length > 0, { timeoutMs: 15_000, what: 'Prometheus to see the stalled replica behind for a second' });
-  sc.proc.kill('SIGTERM');
-  await sc.waitForLog((l) => l.msg === 'phase replication_sync started', 20_000);
-  const stalledAt = Date.now();
-  await waitFor(() => Date.now() - stalledAt >= STALL_MS, { what: 'the replica to stay stalled', intervalMs: 50 });
-  replica.resume();
-  const { code } = await sc.exited;
-  assert.equal(code, 0, 'the shutdown completed');
-  load.destroy();
-  const endS = Date.now() / 1000 + 1;
-  // Let Prometheus write its last samples (the failed scrape's staleness markers) before reading.
-  await waitFor(async () => (await prom.targets()).some((x) => x.health === 'down'), { timeoutMs: 10_000, what: 'Prometheus to notice the exit' });
+    const startS = Date.now() / 1000; // the range queries cover the load before the shutdown too
+    const load = await WriteLoad.start({ host: '127.0.0.1', port: sc.port, connections: 8, batch: 32, maxWritesPerSec: 40_000 });
+    defer(() => load.destroy());
+    await waitFor(() => load.stats().acknowledged >= 5_000, { timeoutMs: 15_000, what: '5,000 acknowledged writes' });
+    replica.pause();
+    defer(() => replica.resume());
+    const stalledAddress = `127.0.0.1:${replica.port}`;
+    // A second of scrapes with the replica behind, all of it under load.
+    const behind = `min_over_time(pika_sidecar_replica_lag_bytes{replica="${stalledAddress}"}[1s]) > 0 and count_over_time(pika_sidecar_replica_lag_bytes{replica="${stalledAddress}"}[1s]) >= 8`;
+    await waitFor(async () => (await prom.query(behind)).length > 0, {
+      timeoutMs: 15_000,
+      what: 'Prometheus to see the stalled replica behind for a second',
+    });
+    sc.proc.kill('SIGTERM');
+    await sc.waitForLog((l) => l.msg === 'phase replication_sync started', 20_000);
+    const stalledAt = Date.now();
+    await waitFor(() => Date.now() - stalledAt >= STALL_MS, { what: 'the replica to stay stalled', intervalMs: 50 });
+    replica.resume();
+    const { code } = await sc.exited;
+    assert.equal(code, 0, 'the shutdown completed');
+    load.destroy();
+    const endS = Date.now() / 1000 + 1;
+    // Let Prometheus write its last samples (the failed scrape's staleness markers) before reading.
+    await waitFor(async () => (await prom.targets()).some((x) => x.health === 'down'), {
+      timeoutMs: 10_000,
+      what: 'Prometheus to notice the exit',
+    });
 
-  const step = SCRAPE_MS / 1000;
-  const phase = await prom.queryRange('pika_sidecar_shutdown_phase', startS, endS, step);
-  const inflight = await prom.queryRange('pika_sidecar_inflight_commands', startS, endS, step);
-  const lag = await prom.queryRange(`pika_sidecar_replica_lag_bytes{replica="${stalledAddress}"}`, startS, endS, step);
-  const record = process.env['PIKA_SIDECAR_RECORD_SCRAPE'];
-  if (record) {
-    writeFileSync(record, `${JSON.stringify({ scrapeIntervalMs: SCRAPE_MS, stallMs: STALL_MS, phase: phase.json, inflight: inflight.json, lag: lag.json }, null, 1)}\n`);
-  }
+    const step = SCRAPE_MS / 1000;
+    const phase = await prom.queryRange('pika_sidecar_shutdown_phase', startS, endS, step);
+    const inflight = await prom.queryRange('pika_sidecar_inflight_commands', startS, endS, step);
+    const lag = await prom.queryRange(`pika_sidecar_replica_lag_bytes{replica="${stalledAddress}"}`, startS, endS, step);
+    const record = process.env['PIKA_SIDECAR_RECORD_SCRAPE'];
+    if (record) {
+      writeFileSync(
+        record,
+        `${JSON.stringify({ scrapeIntervalMs: SCRAPE_MS, stallMs: STALL_MS, phase: phase.json, inflight: inflight.json, lag: lag.json }, null, 1)}\n`,
+      );
+    }
 
-  // Phases in order after running; every phase that lasted longer than two scrapes was seen.
-  const timeline = phaseTimeline(phase.result);
-  const seen = collapse(timeline);
-  assert.equal(seen[0], 'running', `starts in running: ${seen.join(' -> ')}`);
-  const order = seen.map((p) => SHUTDOWN_STATES.indexOf(p as (typeof SHUTDOWN_STATES)[number]));
-  assert.deepEqual(order, [...order].sort((a, b) => a - b), `in order: ${seen.join(' -> ')}`);
-  assert.equal(new Set(seen).size, seen.length, `each state once: ${seen.join(' -> ')}`);
-  for (const [state, ms] of stateDurations(sc.logs)) {
-    if (ms > 2 * SCRAPE_MS) assert.ok(seen.includes(state), `${state} lasted ${ms} ms and was scraped: ${seen.join(' -> ')}`);
-  }
-  assert.ok(seen.includes('replication_sync') && seen.includes('drained'), `replication_sync and drained were scraped: ${seen.join(' -> ')}`);
-  assert.ok(!seen.includes('exited'), 'exited is never scrapeable');
+    // Phases in order after running; every phase that lasted longer than two scrapes was seen.
+    const timeline = phaseTimeline(phase.result);
+    const seen = collapse(timeline);
+    assert.equal(seen[0], 'running', `starts in running: ${seen.join(' -> ')}`);
+    const order = seen.map((p) => SHUTDOWN_STATES.indexOf(p as (typeof SHUTDOWN_STATES)[number]));
+    assert.deepEqual(
+      order,
+      [...order].sort((a, b) => a - b),
+      `in order: ${seen.join(' -> ')}`,
+    );
+    assert.equal(new Set(seen).size, seen.length, `each state once: ${seen.join(' -> ')}`);
+    for (const [state, ms] of stateDurations(sc.logs)) {
+      if (ms > 2 * SCRAPE_MS) assert.ok(seen.includes(state), `${state} lasted ${ms} ms and was scraped: ${seen.join(' -> ')}`);
+    }
+    assert.ok(
+      seen.includes('replication_sync') && seen.includes('drained'),
+      `replication_sync and drained were scraped: ${seen.join(' -> ')}`,
+    );
+    assert.ok(!seen.includes('exited'), 'exited is never scrapeable');
 
-  // In flight: 0 at every scrape from replication_sync on.
-  const syncAt = timeline.find((x) => x.phase === 'replication_sync')!.t;
-  const drainedAt = timeline.find((x) => x.phase === 'drained')!.t;
-  const inflightValues = inflight.result[0]!.values;
-  const afterSync = inflightValues.filter(([ts]) => ts >= syncAt);
-  assert.ok(afterSync.length > 0);
-  for (const [ts, v] of afterSync) assert.equal(v, '0', `in flight at ${ts} (replication_sync began at ${syncAt})`);
+    // In flight: 0 at every scrape from replication_sync on.
+    const syncAt = timeline.find((x) => x.phase === 'replication_sync')!.t;
+    const drainedAt = timeline.find((x) => x.phase === 'drained')!.t;
+    const inflightValues = inflight.result[0]!.values;
+    const afterSync = inflightValues.filter(([ts]) => ts >= syncAt);
+    assert.ok(afterSync.length > 0);
+    for (const [ts, v] of afterSync) assert.equal(v, '0', `in flight at ${ts} (replication_sync began at ${syncAt})`);
 
-  // The stalled replica: behind during the stall, at 0 before the gate opened.
-  const lagValues = lag.result[0]!.values;
-  assert.ok(lagValues.some(([ts, v]) => ts >= syncAt && Number(v) > 0), 'the stall is visible during replication_sync');
-  const caughtUp = lagValues.find(([ts, v]) => ts >= syncAt && v === '0');
-  assert.ok(caughtUp && caughtUp[0] <= drainedAt, `lag 0 at ${caughtUp?.[0]} before drained at ${drainedAt}`);
+    // The stalled replica: behind during the stall, at 0 before the gate opened.
+    const lagValues = lag.result[0]!.values;
+    assert.ok(
+      lagValues.some(([ts, v]) => ts >= syncAt && Number(v) > 0),
+      'the stall is visible during replication_sync',
+    );
+    const caughtUp = lagValues.find(([ts, v]) => ts >= syncAt && v === '0');
+    assert.ok(caughtUp && caughtUp[0] <= drainedAt, `lag 0 at ${caughtUp?.[0]} before drained at ${drainedAt}`);
 
-  // The dashboard: every query parses, answers at the drained moment, and names exported metrics.
-  for (const q of dashboardQueries()) {
-    for (const name of q.expr.match(/\bpika_sidecar_[a-z_]+/g) ?? []) assert.ok(exported.has(name), `${q.panel}: ${name} is exported`);
-    await prom.query(q.expr).catch((e: Error) => assert.fail(`${q.panel}: ${q.expr} does not parse: ${e.message}`));
-    const at = await fetch(`${prom.url}/api/v1/query?${new URLSearchParams({ query: q.expr, time: String(drainedAt) }).toString()}`);
-    const body = (await at.json()) as { status: string; data: { result: unknown[] } };
-    assert.equal(body.status, 'success', `${q.panel}: ${q.expr}`);
-    assert.ok(body.data.result.length > 0, `${q.panel}: ${q.expr} has data at the drained moment`);
-  }
-});
+    // The dashboard: every query parses, answers at the drained moment, and names exported metrics.
+    for (const q of dashboardQueries()) {
+      for (const name of q.expr.match(/\bpika_sidecar_[a-z_]+/g) ?? []) assert.ok(exported.has(name), `${q.panel}: ${name} is exported`);
+      await prom.query(q.expr).catch((e: Error) => assert.fail(`${q.panel}: ${q.expr} does not parse: ${e.message}`));
+      const at = await fetch(`${prom.url}/api/v1/query?${new URLSearchParams({ query: q.expr, time: String(drainedAt) }).toString()}`);
+      const body = (await at.json()) as { status: string; data: { result: unknown[] } };
+      assert.equal(body.status, 'success', `${q.panel}: ${q.expr}`);
+      assert.ok(body.data.result.length > 0, `${q.panel}: ${q.expr} has data at the drained moment`);
+    }
+  },
+);

@@ -17,7 +17,10 @@ import { WriteLoad, verifyWrites } from '../../harness/write-load.js';
 
 const PHASE_ORDER = ['intercept', 'drain', 'close_clients', 'replication_sync', 'release'];
 
-async function group(t: Parameters<typeof deferrer>[0], replicas = 1): Promise<{ master: RedisServer; replicas: RedisServer[]; defer: ReturnType<typeof deferrer> }> {
+async function group(
+  t: Parameters<typeof deferrer>[0],
+  replicas = 1,
+): Promise<{ master: RedisServer; replicas: RedisServer[]; defer: ReturnType<typeof deferrer> }> {
   const defer = deferrer(t);
   const g = await startReplicationGroup(replicas);
   defer(() => g.master.stop());
@@ -84,7 +87,11 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
     await load.finished;
     assert.equal(code, 0);
     assertPhasesInOrder(sc);
-    const verdict = await verifyWrites(load.ledger(), { master: { host: '127.0.0.1', port: master.port }, replica: { host: '127.0.0.1', port: replicas[0]!.port } }, load.valueBytes);
+    const verdict = await verifyWrites(
+      load.ledger(),
+      { master: { host: '127.0.0.1', port: master.port }, replica: { host: '127.0.0.1', port: replicas[0]!.port } },
+      load.valueBytes,
+    );
     assert.ok(verdict.acknowledged >= 20_000);
     assert.equal(verdict.missingOnReplica, 0, 'no acknowledged write is missing on the replica');
     assert.equal(verdict.wrongValueOnReplica, 0);
@@ -129,7 +136,10 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
     const c = await RawClient.connect(sc.port);
     defer(() => c.close());
     c.write(resp('BLPOP', 'nothing', '0'));
-    await waitFor(async () => (await (await fetch(`${sc.admin}/metrics`)).text()).includes('pika_sidecar_client_connections{mode="blocked"} 1'), { what: 'a blocked session' });
+    await waitFor(
+      async () => (await (await fetch(`${sc.admin}/metrics`)).text()).includes('pika_sidecar_client_connections{mode="blocked"} 1'),
+      { what: 'a blocked session' },
+    );
     const t0 = Date.now();
     sc.proc.kill('SIGTERM');
     await c.waitClosed();
@@ -162,10 +172,16 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
     replica.resume();
     const { code } = await sc.exited;
     assert.equal(code, 0);
-    const rs = sc.logs.find((l) => l.phase === 'replication_sync' && typeof l.outcome === 'string' && l.durationMs !== undefined && l.msg?.startsWith('phase'))!;
+    const rs = sc.logs.find(
+      (l) => l.phase === 'replication_sync' && typeof l.outcome === 'string' && l.durationMs !== undefined && l.msg?.startsWith('phase'),
+    )!;
     assert.equal(rs.outcome, 'completed');
     assert.ok((rs.durationMs as number) >= 900);
-    const verdict = await verifyWrites(load.ledger(), { master: { host: '127.0.0.1', port: master.port }, replica: { host: '127.0.0.1', port: replica.port } }, load.valueBytes);
+    const verdict = await verifyWrites(
+      load.ledger(),
+      { master: { host: '127.0.0.1', port: master.port }, replica: { host: '127.0.0.1', port: replica.port } },
+      load.valueBytes,
+    );
     assert.equal(verdict.missingOnReplica, 0);
     assert.equal(verdict.phantomExecutions, 0);
   });
@@ -186,7 +202,10 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
     assert.ok(at - t0 < 4000, `exited in ${at - t0} ms`);
     assert.equal(Object.fromEntries(sc.phaseOutcomes()).replication_sync, 'timed_out');
     const report = sc.report() as { replication: { replicas: Array<{ address: string; verdict: string }> } };
-    assert.ok(report.replication.replicas.some((r) => r.address.endsWith(`:${replica.port}`) && r.verdict !== 'converged'), JSON.stringify(report.replication));
+    assert.ok(
+      report.replication.replicas.some((r) => r.address.endsWith(`:${replica.port}`) && r.verdict !== 'converged'),
+      JSON.stringify(report.replication),
+    );
     assertPhasesInOrder(sc);
   });
 
@@ -281,7 +300,10 @@ describe('shutdown scenarios (CLI child process, real redis-server processes)', 
     writeFileSync(join(dir, 'drain'), '');
     await waitFor(() => existsSync(join(dir, 'drained')), { what: 'the drained marker', timeoutMs: 10_000 });
     const marker = JSON.parse(readFileSync(join(dir, 'drained'), 'utf8')) as { phases: Array<{ phase: string }> };
-    assert.deepEqual(marker.phases.map((p) => p.phase), ['intercept', 'drain', 'close_clients', 'replication_sync']);
+    assert.deepEqual(
+      marker.phases.map((p) => p.phase),
+      ['intercept', 'drain', 'close_clients', 'replication_sync'],
+    );
     assert.equal((await sc.exited).code, 0);
     assert.equal(sc.report()!.reason, 'file');
   });

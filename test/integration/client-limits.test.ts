@@ -84,7 +84,9 @@ describe('client limits', () => {
     const directTally = tally(direct);
     assert.deepEqual(Object.keys(directTally).sort(), ['+PONG\r\n', MAX_CLIENTS_LINE].sort(), JSON.stringify(directTally));
     // Let redis free the slots before the sidecar takes its own.
-    await waitFor(async () => (await redis.raw('CLIENT LIST')).split('\n').filter((l) => l.includes('id=')).length <= 1, { what: 'redis to drop the direct clients' });
+    await waitFor(async () => (await redis.raw('CLIENT LIST')).split('\n').filter((l) => l.includes('id=')).length <= 1, {
+      what: 'redis to drop the direct clients',
+    });
 
     const sc = await startSidecar(redis.port, { poolSize: 2 });
     defer(() => sc.shutdown());
@@ -122,8 +124,13 @@ describe('client limits', () => {
     const { logger, logs } = captureLogs('debug');
     const metrics = createMetrics(new Registry(), { defaultMetrics: false });
     const emfile = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' });
-    const pool = { acquire: () => Promise.reject(new SidecarError('ERR_BACKEND_UNREACHABLE', 'cannot connect to backend: EMFILE', { cause: emfile })) } as unknown as BackendPool;
-    const registry = { add: () => assert.fail('no session without a backend'), countRejected: () => undefined } as unknown as SessionRegistry;
+    const pool = {
+      acquire: () => Promise.reject(new SidecarError('ERR_BACKEND_UNREACHABLE', 'cannot connect to backend: EMFILE', { cause: emfile })),
+    } as unknown as BackendPool;
+    const registry = {
+      add: () => assert.fail('no session without a backend'),
+      countRejected: () => undefined,
+    } as unknown as SessionRegistry;
     const listener = new ClientListener({ host: '127.0.0.1', port: 0, pool, registry, logger, metrics, maxClients: 100 });
     const { port } = await listener.listen();
     t.after(() => listener.close());

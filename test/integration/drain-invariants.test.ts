@@ -29,7 +29,10 @@ interface Fixture {
 async function setup(t: TestContext, opts: { redis?: RedisServerOptions; sidecar?: DeepPartial<SidecarConfig> } = {}): Promise<Fixture> {
   const defer = deferrer(t);
   const over = opts.sidecar ?? {};
-  const { redis, sc } = await redisWithSidecar(defer, { ...(opts.redis ? { redis: opts.redis } : {}), sidecar: { ...over, shutdown: { announceDelayMs: 0, ...over.shutdown } } });
+  const { redis, sc } = await redisWithSidecar(defer, {
+    ...(opts.redis ? { redis: opts.redis } : {}),
+    sidecar: { ...over, shutdown: { announceDelayMs: 0, ...over.shutdown } },
+  });
   const direct = new Redis({ port: redis.port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
   direct.on('error', () => undefined);
   defer(() => direct.disconnect());
@@ -37,7 +40,10 @@ async function setup(t: TestContext, opts: { redis?: RedisServerOptions; sidecar
 }
 
 async function sessionOf(sc: TestSidecar, c: RawClient): Promise<Session> {
-  return waitFor(() => sc.registry.all().find((s) => s.client.remotePort === c.socket.localPort), { intervalMs: 2, what: 'the session of the test client' });
+  return waitFor(() => sc.registry.all().find((s) => s.client.remotePort === c.socket.localPort), {
+    intervalMs: 2,
+    what: 'the session of the test client',
+  });
 }
 
 function scanned(s: Session): number {
@@ -154,7 +160,10 @@ describe('drain invariants at the byte level', () => {
     f.defer(() => writer.disconnect());
     const replica = await RedisServer.start({ replicaOf: { host: '127.0.0.1', port: f.sc.listen.port } });
     f.defer(() => replica.stop());
-    await waitFor(async () => (await replica.info('replication')).includes('master_link_status:up'), { timeoutMs: 15_000, what: 'the replica link through the sidecar' });
+    await waitFor(async () => (await replica.info('replication')).includes('master_link_status:up'), {
+      timeoutMs: 15_000,
+      what: 'the replica link through the sidecar',
+    });
     assert.equal(f.sc.registry.byMode().replication_link, 1);
     const pipe = writer.pipeline();
     for (let i = 0; i < 500; i++) pipe.set(`rl:${i}`, `v${i}`);
@@ -202,7 +211,9 @@ describe('drain invariants at the byte level', () => {
       resp('GET', 'ic:k'),
     ]);
     const refused = (name: string) => `-ERR pika-sidecar is shutting down: '${name}' refused[^\\r\\n]*\\r\\n`;
-    const expected = new RegExp(`^\\+PONG\\r\\n${refused('replicaof')}${refused('sync')}${refused('psync')}${refused('slaveof')}\\+OK\\r\\n\\$1\\r\\n1\\r\\n$`);
+    const expected = new RegExp(
+      `^\\+PONG\\r\\n${refused('replicaof')}${refused('sync')}${refused('psync')}${refused('slaveof')}\\+OK\\r\\n\\$1\\r\\n1\\r\\n$`,
+    );
     before.write(pipeline);
     assert.match((await before.untilEndsWith('$1\r\n1\r\n')).toString(), expected, 'on a connection opened before the shutdown');
     const fresh = await RawClient.connect(f.sc.listen.port);

@@ -105,12 +105,16 @@ async function liveMetrics(t: Parameters<typeof deferrer>[0]) {
   return { text, secretArg, clientPorts, replicaAddresses: new Set([`127.0.0.1:${replicas[0]!.port}`]) };
 }
 
-test('promtool check metrics finds nothing to complain about in a live sidecar\'s /metrics', { skip: missingBinary(PROMTOOL) }, async (t) => {
-  const { text } = await liveMetrics(t);
-  const r = promtool(['check', 'metrics'], text);
-  assert.equal(r.output.trim(), '', 'promtool has no complaint');
-  assert.equal(r.code, 0);
-});
+test(
+  "promtool check metrics finds nothing to complain about in a live sidecar's /metrics",
+  { skip: missingBinary(PROMTOOL) },
+  async (t) => {
+    const { text } = await liveMetrics(t);
+    const r = promtool(['check', 'metrics'], text);
+    assert.equal(r.output.trim(), '', 'promtool has no complaint');
+    assert.equal(r.code, 0);
+  },
+);
 
 test('metric names carry their unit and type (_total only on counters, _seconds, _bytes) and every label set is closed', async (t) => {
   const { text, secretArg, clientPorts, replicaAddresses } = await liveMetrics(t);
@@ -121,7 +125,8 @@ test('metric names carry their unit and type (_total only on counters, _seconds,
     assert.match(f.name, /^pika_sidecar_/, `${f.name}: one prefix for everything the sidecar exports`);
     assert.equal(f.name.endsWith('_total'), f.type === 'counter', `${f.name} (${f.type}): _total exactly on counters`);
     if (/duration|timestamp|_time_|uptime|latency/.test(f.name)) assert.match(f.name, /_seconds(_total)?$/, `${f.name}: times in seconds`);
-    if (/lag|memory|heap|size/.test(f.name) && !/_(seconds|total)$/.test(f.name)) assert.match(f.name, /_bytes$/, `${f.name}: sizes in bytes`);
+    if (/lag|memory|heap|size/.test(f.name) && !/_(seconds|total)$/.test(f.name))
+      assert.match(f.name, /_bytes$/, `${f.name}: sizes in bytes`);
     assert.doesNotMatch(f.name, /_(ms|milliseconds|kb|mb|percent)($|_)/, `${f.name}: base units only`);
     for (const s of f.samples) {
       for (const [label, value] of Object.entries(s.labels)) {
@@ -133,5 +138,8 @@ test('metric names carry their unit and type (_total only on counters, _seconds,
   }
   assert.ok(!text.includes(secretArg), 'no command argument appears anywhere in /metrics');
   for (const port of clientPorts) assert.ok(!text.includes(`:${port}"`), `no client address (port ${port}) appears as a label value`);
-  assert.ok(families.some((f) => f.name === 'pika_sidecar_replica_lag_bytes' && f.samples.length === 1), 'the replica is labelled by its address');
+  assert.ok(
+    families.some((f) => f.name === 'pika_sidecar_replica_lag_bytes' && f.samples.length === 1),
+    'the replica is labelled by its address',
+  );
 });

@@ -32,5 +32,8 @@ test('a linger longer than what the deadline leaves for release is cut: release 
   assert.equal(code, EXIT_OK);
   const budget = sc.logs.find((l) => l.msg === 'phase release started')?.budgetMs as number;
   assert.ok(budget < 2000, `the deadline cut release's budget to ${budget} ms`);
-  assert.ok((release.durationMs as number) <= budget - RELEASE_RESERVE_MS + 400, `release took ${String(release.durationMs)} ms of ${budget}`);
+  assert.ok(
+    (release.durationMs as number) <= budget - RELEASE_RESERVE_MS + 400,
+    `release took ${String(release.durationMs)} ms of ${budget}`,
+  );
 });

@@ -14,7 +14,7 @@ import { deferrer } from '../support/defer.js';
 
 async function metric(adminPort: number, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{') && l.includes(name));
+  const line = text.split('\n').find((l) => l.startsWith(name + ' ') || (l.startsWith(name + '{') && l.includes(name)));
   if (line === undefined) throw new Error(`metric ${name} not found`);
   return Number(line.slice(line.lastIndexOf(' ') + 1));
 }
@@ -42,7 +42,10 @@ describe('failures and bad input', () => {
       c.close();
       await waitFor(() => sc.registry.size === 0, { what: 'the session to close' });
     }
-    await waitFor(async () => (await backendClientCount(redis)) === baseline, { what: 'backend connections back to baseline', timeoutMs: 5000 });
+    await waitFor(async () => (await backendClientCount(redis)) === baseline, {
+      what: 'backend connections back to baseline',
+      timeoutMs: 5000,
+    });
     assert.equal(sc.registry.inflight(), 0);
     assert.ok((await metric(sc.admin.port, 'pika_sidecar_client_connections_closed_total{reason="client_quit"}')) >= 5);
   });
@@ -55,7 +58,10 @@ describe('failures and bad input', () => {
     await c.untilEndsWith('+PONG\r\n');
     await redis.kill();
     await c.waitClosed();
-    await waitFor(async () => (await metric(sc.admin.port, 'pika_sidecar_client_connections_closed_total{reason="backend_closed"}')) === 1, { what: 'the close to be counted' });
+    await waitFor(
+      async () => (await metric(sc.admin.port, 'pika_sidecar_client_connections_closed_total{reason="backend_closed"}')) === 1,
+      { what: 'the close to be counted' },
+    );
     await waitFor(async () => (await fetch(`http://127.0.0.1:${sc.admin.port}/readyz`)).status === 503, { what: '/readyz 503' });
     assert.equal(await metric(sc.admin.port, 'pika_sidecar_backend_up'), 0);
   });
@@ -83,7 +89,10 @@ describe('failures and bad input', () => {
     defer(() => c.close());
     c.write(Buffer.concat([resp('SET', 'keep', '1'), resp('shutdown', 'NOSAVE'), resp('FLUSHALL'), resp('GET', 'keep')]));
     const out = (await c.untilEndsWith('$1\r\n1\r\n')).toString();
-    assert.match(out, /^\+OK\r\n-ERR command 'shutdown' is denied by pika-sidecar[^\r]*\r\n-ERR command 'flushall' is denied[^\r]*\r\n\$1\r\n1\r\n$/);
+    assert.match(
+      out,
+      /^\+OK\r\n-ERR command 'shutdown' is denied by pika-sidecar[^\r]*\r\n-ERR command 'flushall' is denied[^\r]*\r\n\$1\r\n1\r\n$/,
+    );
     assert.ok(await redis.ping(), 'the backend is still running');
     assert.equal(await metric(sc.admin.port, 'pika_sidecar_denied_commands_total'), 2);
   });
@@ -95,7 +104,10 @@ describe('failures and bad input', () => {
     defer(() => c.close());
     c.write(Buffer.concat([resp('INCR', 'once'), resp('SHUTDOWN'), Buffer.from('*1\r\n%3\r\n')]));
     await c.waitClosed();
-    assert.match(c.received.toString(), /^:1\r\n-ERR command 'shutdown' is denied[^\r]*\r\n-ERR Protocol error: expected '\$', got '%'\r\n$/);
+    assert.match(
+      c.received.toString(),
+      /^:1\r\n-ERR command 'shutdown' is denied[^\r]*\r\n-ERR Protocol error: expected '\$', got '%'\r\n$/,
+    );
     assert.equal(await redis.raw('GET once'), '$1\r\n1\r\n');
   });
 
@@ -133,11 +145,20 @@ describe('failures and bad input', () => {
     c.write(resp('GET', 'k'));
     await c.until((b) => b.toString().startsWith('-NOAUTH'));
     c.take();
-    c.write(Buffer.concat([resp('AUTH', 'wrong-password-abc'), resp('AUTH', secret), resp('HELLO', '3', 'AUTH', 'default', secret), resp('PING')]));
+    c.write(
+      Buffer.concat([
+        resp('AUTH', 'wrong-password-abc'),
+        resp('AUTH', secret),
+        resp('HELLO', '3', 'AUTH', 'default', secret),
+        resp('PING'),
+      ]),
+    );
     const out = (await c.untilEndsWith('+PONG\r\n')).toString();
     assert.match(out, /^-WRONGPASS/);
     assert.match(out, /\+OK\r\n%7/);
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${sc.admin.port}/readyz`)).status === 200, { what: 'ready with the control password' });
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${sc.admin.port}/readyz`)).status === 200, {
+      what: 'ready with the control password',
+    });
     const all = sc.rawLogs.join('\n');
     assert.ok(sc.rawLogs.length > 5);
     assert.ok(!all.includes(secret), 'the password never appears in logs');

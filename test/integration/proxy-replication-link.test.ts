@@ -8,7 +8,7 @@ import { waitFor } from '../../harness/wait.js';
 import { deferrer } from '../support/defer.js';
 
 test('a replica attached with REPLICAOF <sidecar> completes its full sync and then receives every later write', async (t) => {
-    const defer = deferrer(t);
+  const defer = deferrer(t);
   const master = await RedisServer.start();
   defer(() => master.stop());
   const sc = await startSidecar(master.port);
@@ -21,7 +21,10 @@ test('a replica attached with REPLICAOF <sidecar> completes its full sync and th
 
   const replica = await RedisServer.start({ replicaOf: { host: '127.0.0.1', port: sc.listen.port } });
   defer(() => replica.stop());
-  await waitFor(async () => (await replica.info('replication')).includes('master_link_status:up'), { what: 'the replica link', timeoutMs: 15_000 });
+  await waitFor(async () => (await replica.info('replication')).includes('master_link_status:up'), {
+    what: 'the replica link',
+    timeoutMs: 15_000,
+  });
   assert.equal(sc.registry.byMode().replication_link, 1);
 
   const after = c.pipeline();

@@ -47,7 +47,13 @@ describe('the sidecar is transparent to clients', () => {
     const parts: Buffer[] = [];
     for (let i = 0; i < 10_000; i++) parts.push(i % 2 === 0 ? resp('SET', `p:${i}`, `v${i}`) : resp('GET', `p:${i - 1}`));
     const out = await assertSameAsDirect(Buffer.concat(parts));
-    assert.equal(out.toString().split('\r\n').filter((l) => l === '+OK').length, 5000);
+    assert.equal(
+      out
+        .toString()
+        .split('\r\n')
+        .filter((l) => l === '+OK').length,
+      5000,
+    );
     assert.match(out.toString(), /\$5\r\nv9998\r\n$/);
   });
 
@@ -67,7 +73,19 @@ describe('the sidecar is transparent to clients', () => {
   });
 
   test('MULTI/EXEC, DISCARD and WATCH behave as on a direct connection', async () => {
-    await assertSameAsDirect(Buffer.concat([resp('MULTI'), resp('SET', 'tx', '1'), resp('INCR', 'tx'), resp('EXEC'), resp('MULTI'), resp('SET', 'tx', '9'), resp('DISCARD'), resp('GET', 'tx')]), resp('DEL', 'tx'));
+    await assertSameAsDirect(
+      Buffer.concat([
+        resp('MULTI'),
+        resp('SET', 'tx', '1'),
+        resp('INCR', 'tx'),
+        resp('EXEC'),
+        resp('MULTI'),
+        resp('SET', 'tx', '9'),
+        resp('DISCARD'),
+        resp('GET', 'tx'),
+      ]),
+      resp('DEL', 'tx'),
+    );
     const a = client();
     const b = client();
     await a.set('w', '1');
@@ -79,17 +97,39 @@ describe('the sidecar is transparent to clients', () => {
   });
 
   test('SELECT and CLIENT SETNAME keep per-connection state', async () => {
-    await assertSameAsDirect(Buffer.concat([resp('SELECT', '3'), resp('SET', 'db3', 'x'), resp('SELECT', '0'), resp('EXISTS', 'db3'), resp('CLIENT', 'SETNAME', 'me'), resp('CLIENT', 'GETNAME')]));
+    await assertSameAsDirect(
+      Buffer.concat([
+        resp('SELECT', '3'),
+        resp('SET', 'db3', 'x'),
+        resp('SELECT', '0'),
+        resp('EXISTS', 'db3'),
+        resp('CLIENT', 'SETNAME', 'me'),
+        resp('CLIENT', 'GETNAME'),
+      ]),
+    );
   });
 
   test('CLIENT REPLY OFF, SKIP and ON suppress exactly the replies they do directly', async () => {
     await assertSameAsDirect(
-      Buffer.concat([resp('CLIENT', 'REPLY', 'OFF'), resp('SET', 'r1', '1'), resp('CLIENT', 'REPLY', 'ON'), resp('CLIENT', 'REPLY', 'SKIP'), resp('SET', 'r2', '2'), resp('GET', 'r1')]),
+      Buffer.concat([
+        resp('CLIENT', 'REPLY', 'OFF'),
+        resp('SET', 'r1', '1'),
+        resp('CLIENT', 'REPLY', 'ON'),
+        resp('CLIENT', 'REPLY', 'SKIP'),
+        resp('SET', 'r2', '2'),
+        resp('GET', 'r1'),
+      ]),
     );
   });
 
   test('HELLO 3 switches to RESP3 and push frames (client tracking) arrive as on a direct connection', async () => {
-    const bytes = Buffer.concat([resp('HELLO', '3'), resp('CLIENT', 'TRACKING', 'ON'), resp('GET', 'trk'), resp('SET', 'trk', '1'), resp('PING')]);
+    const bytes = Buffer.concat([
+      resp('HELLO', '3'),
+      resp('CLIENT', 'TRACKING', 'ON'),
+      resp('GET', 'trk'),
+      resp('SET', 'trk', '1'),
+      resp('PING'),
+    ]);
     await exchange(redis.port, resp('DEL', 'trk'));
     const direct = await exchange(redis.port, bytes);
     await exchange(redis.port, resp('DEL', 'trk'));
@@ -128,7 +168,11 @@ describe('the sidecar is transparent to clients', () => {
     for (let i = 0; i < 50; i++) sub.write(resp('PING', `p${i}`));
     await publishing;
     const count = (b: Buffer, re: RegExp) => b.toString().match(re)?.length ?? 0;
-    await sub.until((b) => count(b, /\$4\r\npong\r\n/g) === 50 && count(b, /\$7\r\nmessage\r\n/g) === 2000, 10_000, 'every pong and message');
+    await sub.until(
+      (b) => count(b, /\$4\r\npong\r\n/g) === 50 && count(b, /\$7\r\nmessage\r\n/g) === 2000,
+      10_000,
+      'every pong and message',
+    );
     const text = sub.received.toString();
     assert.equal(text.match(/\$4\r\npong\r\n/g)?.length, 50, 'every PING answered');
     assert.equal(text.match(/\$7\r\nmessage\r\n/g)?.length, 2000, 'every message delivered');
@@ -169,7 +213,13 @@ describe('the sidecar is transparent to clients', () => {
 
   test('/metrics and /status describe sessions by mode and commands', async () => {
     const text = await (await fetch(`http://127.0.0.1:${sidecar.admin.port}/metrics`)).text();
-    for (const name of ['pika_sidecar_inflight_commands', 'pika_sidecar_client_connections{mode="normal"}', 'pika_sidecar_commands_total', 'pika_sidecar_backend_up 1', 'pika_sidecar_process_cpu_seconds_total']) {
+    for (const name of [
+      'pika_sidecar_inflight_commands',
+      'pika_sidecar_client_connections{mode="normal"}',
+      'pika_sidecar_commands_total',
+      'pika_sidecar_backend_up 1',
+      'pika_sidecar_process_cpu_seconds_total',
+    ]) {
       assert.ok(text.includes(name), `metrics include ${name}`);
     }
     const status = (await (await fetch(`http://127.0.0.1:${sidecar.admin.port}/status`)).json()) as Record<string, unknown>;

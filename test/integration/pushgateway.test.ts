@@ -28,33 +28,39 @@ function sample(lines: readonly string[], name: string, labels: Record<string, s
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
-test('a clean shutdown pushes its final state to a real Pushgateway: drained, every outcome, durations, exit code 0', { skip: noPushgateway }, async (t) => {
-  const defer = deferrer(t);
-  const gw = await PushgatewayProcess.start();
-  defer(() => gw.stop());
-  const url = new URL(gw.url);
-  url.username = 'pusher';
-  url.password = 'gw-Secret-42'; // the Pushgateway ignores it; the logs must never show it
-  const { sc } = await redisWithSidecar(defer, { sidecar: { shutdown: { pushgatewayUrl: url.href } } });
-  assert.equal(await sc.shutdown(), EXIT_OK);
+test(
+  'a clean shutdown pushes its final state to a real Pushgateway: drained, every outcome, durations, exit code 0',
+  { skip: noPushgateway },
+  async (t) => {
+    const defer = deferrer(t);
+    const gw = await PushgatewayProcess.start();
+    defer(() => gw.stop());
+    const url = new URL(gw.url);
+    url.username = 'pusher';
+    url.password = 'gw-Secret-42'; // the Pushgateway ignores it; the logs must never show it
+    const { sc } = await redisWithSidecar(defer, { sidecar: { shutdown: { pushgatewayUrl: url.href } } });
+    assert.equal(await sc.shutdown(), EXIT_OK);
 
-  const lines = await gw.samples(PUSH_JOB, os.hostname());
-  assert.equal(sample(lines, 'pika_sidecar_shutdown_phase', { phase: 'drained' }), 1, lines.join('\n'));
-  assert.equal(sample(lines, 'pika_sidecar_shutdown_phase', { phase: 'running' }), 0);
-  // The four phases before release: one outcome each, completed or skipped (nothing to close, no replica).
-  for (const phase of ['intercept', 'drain', 'close_clients', 'replication_sync']) {
-    const outcomes = Object.fromEntries(PHASE_OUTCOMES.map((o) => [o, sample(lines, 'pika_sidecar_shutdown_phase_outcomes_total', { phase, outcome: o })]));
-    assert.equal((outcomes.completed ?? 0) + (outcomes.skipped ?? 0), 1, `${phase}: ${JSON.stringify(outcomes)}`);
-    assert.deepEqual([outcomes.timed_out, outcomes.failed, outcomes.forced], [0, 0, 0], phase);
-    assert.ok((sample(lines, 'pika_sidecar_shutdown_phase_duration_seconds', { phase }) ?? -1) >= 0, `${phase} has a duration`);
-  }
-  assert.equal(sample(lines, 'pika_sidecar_shutdown_phase_outcomes_total', { phase: 'intercept', outcome: 'completed' }), 1);
-  assert.equal(sample(lines, 'pika_sidecar_commands_abandoned_total'), 0);
-  assert.equal(sample(lines, 'pika_sidecar_exit_code'), EXIT_OK);
-  assert.ok((sample(lines, 'push_time_seconds') ?? 0) > 0, 'the Pushgateway stamped the push');
-  assert.ok(sc.logs.some((l) => l.msg === 'pushed the final metrics to the pushgateway'));
-  assert.ok(!sc.rawLogs.join('\n').includes('gw-Secret-42'), "the pushgateway URL's password never reaches a log line");
-});
+    const lines = await gw.samples(PUSH_JOB, os.hostname());
+    assert.equal(sample(lines, 'pika_sidecar_shutdown_phase', { phase: 'drained' }), 1, lines.join('\n'));
+    assert.equal(sample(lines, 'pika_sidecar_shutdown_phase', { phase: 'running' }), 0);
+    // The four phases before release: one outcome each, completed or skipped (nothing to close, no replica).
+    for (const phase of ['intercept', 'drain', 'close_clients', 'replication_sync']) {
+      const outcomes = Object.fromEntries(
+        PHASE_OUTCOMES.map((o) => [o, sample(lines, 'pika_sidecar_shutdown_phase_outcomes_total', { phase, outcome: o })]),
+      );
+      assert.equal((outcomes.completed ?? 0) + (outcomes.skipped ?? 0), 1, `${phase}: ${JSON.stringify(outcomes)}`);
+      assert.deepEqual([outcomes.timed_out, outcomes.failed, outcomes.forced], [0, 0, 0], phase);
+      assert.ok((sample(lines, 'pika_sidecar_shutdown_phase_duration_seconds', { phase }) ?? -1) >= 0, `${phase} has a duration`);
+    }
+    assert.equal(sample(lines, 'pika_sidecar_shutdown_phase_outcomes_total', { phase: 'intercept', outcome: 'completed' }), 1);
+    assert.equal(sample(lines, 'pika_sidecar_commands_abandoned_total'), 0);
+    assert.equal(sample(lines, 'pika_sidecar_exit_code'), EXIT_OK);
+    assert.ok((sample(lines, 'push_time_seconds') ?? 0) > 0, 'the Pushgateway stamped the push');
+    assert.ok(sc.logs.some((l) => l.msg === 'pushed the final metrics to the pushgateway'));
+    assert.ok(!sc.rawLogs.join('\n').includes('gw-Secret-42'), "the pushgateway URL's password never reaches a log line");
+  },
+);
 
 test('a drain that times out pushes exit code 2 and the timed-out phase to the real Pushgateway', { skip: noPushgateway }, async (t) => {
   const defer = deferrer(t);

@@ -90,7 +90,9 @@ describe('fronted Pika replication ports', () => {
     assert.equal(toReplica.digest, await backendSide!.sent, 'the replica received exactly what the backend sent');
 
     await closed(replica);
-    await waitFor(async () => (await metricValue(r.metrics, 'replication_front_links', { port: 'binlog' })) === 0, { what: 'the link to close' });
+    await waitFor(async () => (await metricValue(r.metrics, 'replication_front_links', { port: 'binlog' })) === 0, {
+      what: 'the link to close',
+    });
     assert.equal(await metricValue(r.metrics, 'replication_front_bytes_total', { port: 'binlog', direction: 'to_backend' }), 64 * MiB);
     assert.equal(await metricValue(r.metrics, 'replication_front_bytes_total', { port: 'binlog', direction: 'to_replica' }), 64 * MiB);
     assert.equal(await metricValue(r.metrics, 'replication_front_bytes_total', { port: 'rsync', direction: 'to_replica' }), 0);
@@ -107,7 +109,9 @@ describe('fronted Pika replication ports', () => {
     const replica = await connectClient(t, r.rsync);
     replica.pause(); // the stalled reader
     await waitFor(() => writer, { what: 'the link to reach the backend' });
-    await waitFor(() => r.front.activeLinks[0]?.isPaused('to_replica') && writer!.blocked, { what: 'the sidecar to pause the backend side while the backend waits for drain' });
+    await waitFor(() => r.front.activeLinks[0]?.isPaused('to_replica') && writer!.blocked, {
+      what: 'the sidecar to pause the backend side while the backend waits for drain',
+    });
     const link = r.front.activeLinks[0]!;
     // Node's write buffer (16 KiB high-water mark) plus the read or two (64 KiB each) that were in
     // hand when write() said stop; everything else waits in the kernel's socket buffers.
@@ -133,7 +137,9 @@ describe('fronted Pika replication ports', () => {
     });
     const replica = await connectClient(t, r.binlog);
     const writer = writeRandom(replica, 32 * MiB);
-    await waitFor(() => r.front.activeLinks[0]?.isPaused('to_backend') && writer.blocked, { what: 'the sidecar to pause the replica side' });
+    await waitFor(() => r.front.activeLinks[0]?.isPaused('to_backend') && writer.blocked, {
+      what: 'the sidecar to pause the replica side',
+    });
     const link = r.front.activeLinks[0]!;
     assert.ok(link.peakBuffered <= 256 * 1024, `bounded: peak ${link.peakBuffered} bytes`);
     const reader = readAll(backendSocket!);
@@ -163,7 +169,9 @@ describe('fronted Pika replication ports', () => {
     backendSocket!.end('late answer');
     await closed(replica);
     assert.equal(received, 'late answer', 'the answer after the half-close arrived');
-    await waitFor(async () => (await metricValue(r.metrics, 'replication_front_links', { port: 'binlog' })) === 0, { what: 'the link to close' });
+    await waitFor(async () => (await metricValue(r.metrics, 'replication_front_links', { port: 'binlog' })) === 0, {
+      what: 'the link to close',
+    });
   });
 
   test('a reset on the backend side destroys the replica side too', async (t) => {
@@ -175,7 +183,9 @@ describe('fronted Pika replication ports', () => {
     await waitFor(() => backendSocket, { what: 'the link' });
     backendSocket!.resetAndDestroy();
     await closed(replica);
-    await waitFor(() => r.logs.find((l) => l['msg'] === 'replication link on the binlog port closed (error)'), { what: 'the error close logged' });
+    await waitFor(() => r.logs.find((l) => l['msg'] === 'replication link on the binlog port closed (error)'), {
+      what: 'the error close logged',
+    });
     assert.equal(await metricValue(r.metrics, 'replication_front_links', { port: 'binlog' }), 0);
   });
 
@@ -187,7 +197,9 @@ describe('fronted Pika replication ports', () => {
     await waitFor(() => backendSocket, { what: 'the link' });
     replica.resetAndDestroy();
     await closed(backendSocket!);
-    await waitFor(async () => (await metricValue(r.metrics, 'replication_front_links', { port: 'rsync' })) === 0, { what: 'the link to close' });
+    await waitFor(async () => (await metricValue(r.metrics, 'replication_front_links', { port: 'rsync' })) === 0, {
+      what: 'the link to close',
+    });
   });
 
   test("a backend port where nothing listens closes the replica's connection and counts it as backend_unreachable", async (t) => {
@@ -195,9 +207,12 @@ describe('fronted Pika replication ports', () => {
     const replica = await connectClient(t, r.rsync);
     replica.on('error', () => undefined);
     await closed(replica);
-    await waitFor(async () => (await metricValue(r.metrics, 'replication_front_refused_total', { port: 'rsync', reason: 'backend_unreachable' })) === 1, {
-      what: 'the refusal counted',
-    });
+    await waitFor(
+      async () => (await metricValue(r.metrics, 'replication_front_refused_total', { port: 'rsync', reason: 'backend_unreachable' })) === 1,
+      {
+        what: 'the refusal counted',
+      },
+    );
     assert.equal(await metricValue(r.metrics, 'replication_front_links', { port: 'rsync' }), 0);
   });
 
@@ -238,7 +253,9 @@ describe('fronted Pika replication ports', () => {
     stalled.pause();
     stalled.on('error', () => undefined);
     const idle = await connectClient(t, r.rsync);
-    await waitFor(() => r.front.activeLinks.length === 2 && r.front.activeLinks.some((l) => l.isPaused('to_replica')), { what: 'two links, one stalled' });
+    await waitFor(() => r.front.activeLinks.length === 2 && r.front.activeLinks.some((l) => l.isPaused('to_replica')), {
+      what: 'two links, one stalled',
+    });
 
     const closing = r.front.close();
     assert.equal(r.front.close(), closing, 'joinable');
@@ -268,7 +285,12 @@ describe('fronted Pika replication ports', () => {
     t.after(() => front.destroy());
     await assert.rejects(front.listen(), (err: unknown) => {
       assert.ok(isSidecarError(err, 'ERR_STARTUP'));
-      assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${shiftedPort(listenPort, 'rsync')} \\(rsync: listen port \\+10001, replication\\.frontPikaPorts\\): EADDRINUSE`));
+      assert.match(
+        err.message,
+        new RegExp(
+          `127\\.0\\.0\\.1:${shiftedPort(listenPort, 'rsync')} \\(rsync: listen port \\+10001, replication\\.frontPikaPorts\\): EADDRINUSE`,
+        ),
+      );
       return true;
     });
     // Nothing stays bound: the binlog port is free again.

@@ -33,8 +33,11 @@ const CAUGHT_UP = readPikaFixture('v4.0.1-slave-caught-up.txt'); // db0 (2, 384)
 const FULL_SYNC = readPikaFixture('v4.0.1-slave-full-sync.txt');
 
 /** A master fake listing two replica fakes (both caught up unless told otherwise). */
-const pikaGroup = (t: After, replicaTexts: [string, string] = [CAUGHT_UP, CAUGHT_UP], masterLags: [string, string] = ['(db0:0)', '(db0:0)']) =>
-  group(t, MASTER, replicaTexts, masterLags);
+const pikaGroup = (
+  t: After,
+  replicaTexts: [string, string] = [CAUGHT_UP, CAUGHT_UP],
+  masterLags: [string, string] = ['(db0:0)', '(db0:0)'],
+) => group(t, MASTER, replicaTexts, masterLags);
 
 function watch(t: After, master: FakePika, over: Partial<ReplicationConfig> = {}) {
   const registry = new Registry();
@@ -98,9 +101,16 @@ describe('replication watcher against fake pika servers', () => {
       assert.equal(x?.verdict, 'converged');
       assert.equal(x?.position, 'db0=2:384,db1=0:0');
     }
-    assert.deepEqual(dialled.sort(), g.replicas.map((x) => `127.0.0.1:${x.port}`).sort(), 'each replica asked at its announced client port');
+    assert.deepEqual(
+      dialled.sort(),
+      g.replicas.map((x) => `127.0.0.1:${x.port}`).sort(),
+      'each replica asked at its announced client port',
+    );
     assert.ok(g.replicas.every((x) => x.commands.some((c) => c[0] === 'info' && c[1] === 'replication')));
-    assert.ok(g.master.commands.some((c) => c[0] === 'info' && c[1] === 'server'), 'dialect from INFO server');
+    assert.ok(
+      g.master.commands.some((c) => c[0] === 'info' && c[1] === 'server'),
+      'dialect from INFO server',
+    );
 
     const again = await watcher.waitForConvergence(10_000, new AbortController().signal);
     assert.equal(again.outcome, 'converged');
@@ -120,7 +130,9 @@ describe('replication watcher against fake pika servers', () => {
     g.master.setInfo('replication', g.masterText(['(db0:0)', '(db0:0)']));
     const before = watcher.snapshot().lastPollAt;
     await waitFor(() => watcher.snapshot().lastPollAt !== before, { what: 'a poll' });
-    await waitFor(() => watcher.snapshot().replicas.find((x) => x.address === second)?.state === 'full_sync', { what: 'the replica-side full sync' });
+    await waitFor(() => watcher.snapshot().replicas.find((x) => x.address === second)?.state === 'full_sync', {
+      what: 'the replica-side full sync',
+    });
     assert.equal(settled, false);
     g.setReplica(1, CAUGHT_UP);
     const r = await waiting;
@@ -160,7 +172,13 @@ describe('replication watcher against fake pika servers', () => {
   test('a replica nobody answers for is unreachable, and the budget ends as timed_out naming it', async (t) => {
     const g = await pikaGroup(t);
     const deadPort = await freePort();
-    g.master.setInfo('replication', withReplicaAddresses(g.masterText(), [{ host: '127.0.0.1', port: g.replicas[0]!.port }, { host: '127.0.0.1', port: deadPort }]));
+    g.master.setInfo(
+      'replication',
+      withReplicaAddresses(g.masterText(), [
+        { host: '127.0.0.1', port: g.replicas[0]!.port },
+        { host: '127.0.0.1', port: deadPort },
+      ]),
+    );
     const { watcher, registry } = watch(t, g.master);
     const r = await watcher.waitForConvergence(1500, new AbortController().signal);
     assert.equal(r.outcome, 'timed_out');
@@ -177,7 +195,9 @@ describe('replication watcher against fake pika servers', () => {
     const { watcher, lines } = watch(t, g.master);
     const waiting = watcher.waitForConvergence(15_000, new AbortController().signal);
     const second = `127.0.0.1:${g.replicas[1]!.port}`;
-    await waitFor(() => watcher.snapshot().replicas.find((x) => x.address === second)?.lagBytes === '84', { what: 'a poll with the replica behind' });
+    await waitFor(() => watcher.snapshot().replicas.find((x) => x.address === second)?.lagBytes === '84', {
+      what: 'a poll with the replica behind',
+    });
     g.master.setInfo('replication', withBinlog(g.masterText(), 'db0', 2, 400));
     g.setReplica(0, withBinlog(CAUGHT_UP, 'db0', 2, 400));
     g.setReplica(1, withBinlog(CAUGHT_UP, 'db0', 2, 400));
@@ -198,7 +218,13 @@ describe('replication watcher against fake pika servers', () => {
     });
     const r = await watcher.waitForConvergence(10_000, new AbortController().signal);
     assert.equal(r.outcome, 'converged', r.reason);
-    assert.deepEqual(r.replicas.map((x) => [x.address, x.verdict]), [['10.0.0.2:9221', 'converged'], ['10.0.0.3:9221', 'converged']]);
+    assert.deepEqual(
+      r.replicas.map((x) => [x.address, x.verdict]),
+      [
+        ['10.0.0.2:9221', 'converged'],
+        ['10.0.0.3:9221', 'converged'],
+      ],
+    );
     assert.deepEqual(dialled.sort(), g.replicas.map((x) => `127.0.0.1:${x.port}`).sort());
   });
 
@@ -216,12 +242,17 @@ describe('replication watcher against fake pika servers', () => {
     const g = await pikaGroup(t);
     const { watcher } = watch(t, g.master, { pollIntervalMs: 20 });
     watcher.start();
-    await waitFor(() => watcher.snapshot().converged === true && watcher.snapshot().replicas.length === 2, { what: 'a normal-service poll' });
+    await waitFor(() => watcher.snapshot().converged === true && watcher.snapshot().replicas.length === 2, {
+      what: 'a normal-service poll',
+    });
     const s = watcher.snapshot();
     assert.equal(s.kind, 'pika');
     assert.equal(s.role, 'master');
     assert.equal(s.masterPosition, 'db0=2:384');
-    assert.ok(g.replicas.every((r) => r.connections === 1), 'one probe connection per replica, kept between polls');
+    assert.ok(
+      g.replicas.every((r) => r.connections === 1),
+      'one probe connection per replica, kept between polls',
+    );
     await watcher.close();
     await waitFor(() => g.replicas.every((r) => r.connections === 0), { what: 'probe connections closed' });
   });

@@ -90,7 +90,10 @@ describe('replication watcher with real redis-server processes', () => {
     assert.equal(r.outcome, 'converged', r.reason);
     assert.equal(r.kind, 'redis');
     assert.equal(r.writePause, 'applied');
-    assert.deepEqual(r.replicas.map((x) => x.verdict), ['converged', 'converged']);
+    assert.deepEqual(
+      r.replicas.map((x) => x.verdict),
+      ['converged', 'converged'],
+    );
     const target = BigInt(r.target!);
     for (const replica of replicas) {
       assert.ok(byPort(r, replica.port), `replica ${replica.port} in the result`);
@@ -113,10 +116,13 @@ describe('replication watcher with real redis-server processes', () => {
     await waitFor(async () => (await chained.info('replication')).includes('master_link_status:up'), { what: 'chained replica in sync' });
 
     // The replica reports its link up a moment before the master lists it online.
-    const masterText = await waitFor(async () => {
-      const text = await master.info('replication');
-      return text.includes('state=online') ? text : false;
-    }, { what: 'the master to list its replica online' });
+    const masterText = await waitFor(
+      async () => {
+        const text = await master.info('replication');
+        return text.includes('state=online') ? text : false;
+      },
+      { what: 'the master to list its replica online' },
+    );
     const m = parseRedisReplication(masterText);
     assert.equal(m.role, 'master');
     assert.equal(m.masterReplOffset, BigInt(infoField(masterText, 'master_repl_offset')!));
@@ -128,7 +134,10 @@ describe('replication watcher with real redis-server processes', () => {
 
     const mid = parseRedisReplication(await replica.info('replication'));
     assert.equal(mid.role, 'replica');
-    assert.deepEqual([mid.upstream?.host, mid.upstream?.port, mid.upstream?.linkUp, mid.upstream?.syncInProgress], ['127.0.0.1', master.port, true, false]);
+    assert.deepEqual(
+      [mid.upstream?.host, mid.upstream?.port, mid.upstream?.linkUp, mid.upstream?.syncInProgress],
+      ['127.0.0.1', master.port, true, false],
+    );
     assert.equal(mid.replicas.length, 1, 'a chained replica lists its own replica');
     assert.equal(mid.replicas[0]?.port, chained.port);
 
@@ -215,7 +224,9 @@ describe('replication watcher with real redis-server processes', () => {
     t.after(() => replica.stop());
     const { watcher, lines } = watch(t, master, { pauseWrites: false });
     assert.match(await replica.raw(`REPLICAOF 127.0.0.1 ${master.port}`), /^\+OK/);
-    await waitFor(async () => (await master.info('replication')).includes('state=wait_bgsave'), { what: 'the replica listed in full sync' });
+    await waitFor(async () => (await master.info('replication')).includes('state=wait_bgsave'), {
+      what: 'the replica listed in full sync',
+    });
 
     const waiting = watcher.waitForConvergence(20_000, new AbortController().signal);
     // Captured mid full sync, on both sides.
@@ -231,7 +242,10 @@ describe('replication watcher with real redis-server processes', () => {
     assert.equal(r.outcome, 'converged', r.reason);
     assert.equal(byPort(r, replica.port)?.verdict, 'converged');
     const polls = lines.filter((l) => l.component === 'replication' && l.msg === 'replication poll');
-    assert.ok(polls.some((l) => JSON.stringify(l.replicas).includes('full_sync')), 'the wait saw the full sync');
+    assert.ok(
+      polls.some((l) => JSON.stringify(l.replicas).includes('full_sync')),
+      'the wait saw the full sync',
+    );
     assert.equal(infoField(await replica.info('keyspace'), 'db0'), infoField(await master.info('keyspace'), 'db0'));
   });
 

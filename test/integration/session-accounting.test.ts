@@ -36,7 +36,10 @@ function scanned(s: Session): number {
 }
 
 async function sessionOf(sc: TestSidecar, c: RawClient): Promise<Session> {
-  return waitFor(() => sc.registry.all().find((s) => s.client.remotePort === c.socket.localPort), { intervalMs: 2, what: 'the session of the test client' });
+  return waitFor(() => sc.registry.all().find((s) => s.client.remotePort === c.socket.localPort), {
+    intervalMs: 2,
+    what: 'the session of the test client',
+  });
 }
 
 /** The backend connections redis-server has open, by the client side's port. */
@@ -53,8 +56,14 @@ async function setup(t: TestContext, sidecar = {}) {
 
 describe('reply accounting against a real redis-server', () => {
   for (const [name, commands] of [
-    ['CLIENT REPLY OFF, MULTI, CLIENT REPLY ON, EXEC, PING', [['CLIENT', 'REPLY', 'OFF'], ['MULTI'], ['CLIENT', 'REPLY', 'ON'], ['EXEC'], ['PING']]],
-    ['CLIENT REPLY OFF, SUBSCRIBE a, CLIENT REPLY ON, PING', [['CLIENT', 'REPLY', 'OFF'], ['SUBSCRIBE', 'a'], ['CLIENT', 'REPLY', 'ON'], ['PING']]],
+    [
+      'CLIENT REPLY OFF, MULTI, CLIENT REPLY ON, EXEC, PING',
+      [['CLIENT', 'REPLY', 'OFF'], ['MULTI'], ['CLIENT', 'REPLY', 'ON'], ['EXEC'], ['PING']],
+    ],
+    [
+      'CLIENT REPLY OFF, SUBSCRIBE a, CLIENT REPLY ON, PING',
+      [['CLIENT', 'REPLY', 'OFF'], ['SUBSCRIBE', 'a'], ['CLIENT', 'REPLY', 'ON'], ['PING']],
+    ],
   ] as const) {
     test(`1. after ${name} in one write, the client's disconnect closes the session and its backend connection`, async (t) => {
       const f = await setup(t);
@@ -81,7 +90,8 @@ describe('reply accounting against a real redis-server', () => {
     const f = await setup(t);
     const c = await RawClient.connect(f.sc.listen.port);
     t.after(() => c.close());
-    const script = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000; redis.call('SET', KEYS[1], 'written'); return 'eval-done'";
+    const script =
+      "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000; redis.call('SET', KEYS[1], 'written'); return 'eval-done'";
     // Pipelined: redis-server answers both when the EVAL ends. The shutdown starts once the sidecar
     // has forwarded both (from then on the EVAL's reply is owed).
     const s = await sessionOf(f.sc, c);
@@ -132,7 +142,7 @@ describe('reply accounting against a real redis-server', () => {
     assert.equal(await f.redis.raw('GET tx:k'), '$1\r\n3\r\n');
   });
 
-  test('5. the sidecar\'s refusals obey CLIENT REPLY OFF and SKIP exactly as the backend\'s replies do', async (t) => {
+  test("5. the sidecar's refusals obey CLIENT REPLY OFF and SKIP exactly as the backend's replies do", async (t) => {
     const f = await setup(t);
     const seq = (refused: string) =>
       Buffer.concat([
@@ -156,7 +166,8 @@ describe('reply accounting against a real redis-server', () => {
     const f = await setup(t, { shutdown: { drainTimeoutMs: 10_000 } });
     const c = await RawClient.connect(f.sc.listen.port);
     t.after(() => c.close());
-    const script = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 3000000; return 1";
+    const script =
+      "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 3000000; return 1";
     c.write(resp('EVAL', script, '0'));
     const s = await sessionOf(f.sc, c);
     await waitFor(() => s.inflight === 1, { what: 'the EVAL in flight' });

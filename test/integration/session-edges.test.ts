@@ -25,7 +25,10 @@ import type { RequestScanner } from '../../src/resp/request-scanner.js';
 /** The session serving the raw client (matched on the client's local port). */
 async function sessionOf(sc: TestSidecar, c: RawClient | net.Socket): Promise<Session> {
   const socket = c instanceof RawClient ? c.socket : c;
-  return waitFor(() => sc.registry.all().find((s) => s.client.remotePort === socket.localPort), { intervalMs: 2, what: 'the session of the test client' });
+  return waitFor(() => sc.registry.all().find((s) => s.client.remotePort === socket.localPort), {
+    intervalMs: 2,
+    what: 'the session of the test client',
+  });
 }
 
 function scanned(s: Session): number {
@@ -39,7 +42,11 @@ async function writeParts(c: RawClient, s: Session, parts: Buffer[]): Promise<vo
     c.write(p);
     total += p.length;
     const want = total;
-    await waitFor(() => scanned(s) >= want || s.status !== 'open', { intervalMs: 1, timeoutMs: 5000, what: `the sidecar to scan ${want} bytes` });
+    await waitFor(() => scanned(s) >= want || s.status !== 'open', {
+      intervalMs: 1,
+      timeoutMs: 5000,
+      what: `the sidecar to scan ${want} bytes`,
+    });
   }
 }
 
@@ -99,7 +106,11 @@ async function splitExchange(f: Fixture, parts: Buffer[], until: number | string
 describe('session byte-level edges', () => {
   test('a command name split across three writes is forwarded whole', async (t) => {
     const f = await setup(t);
-    const out = await splitExchange(f, [Buffer.from('*3\r\n$3\r\nS'), Buffer.from('E'), Buffer.from('T\r\n$7\r\ne:split\r\n$2\r\nok\r\n'), resp('GET', 'e:split')], 13);
+    const out = await splitExchange(
+      f,
+      [Buffer.from('*3\r\n$3\r\nS'), Buffer.from('E'), Buffer.from('T\r\n$7\r\ne:split\r\n$2\r\nok\r\n'), resp('GET', 'e:split')],
+      13,
+    );
     assert.equal(out.toString(), '+OK\r\n$2\r\nok\r\n');
     assert.equal(await f.direct.get('e:split'), 'ok');
   });
@@ -111,7 +122,12 @@ describe('session byte-level edges', () => {
     const s = await sessionOf(f.sc, c);
     c.write(resp('SET', 'e:b', 'x'));
     await c.untilEndsWith('+OK\r\n');
-    await writeParts(c, s, [Buffer.from('*2\r\n$8\r\nSHUT'), Buffer.from('DO'), Buffer.from('WN\r\n$6\r\nNO'), Buffer.concat([Buffer.from('SAVE\r\n'), resp('APPEND', 'e:b', 'y')])]);
+    await writeParts(c, s, [
+      Buffer.from('*2\r\n$8\r\nSHUT'),
+      Buffer.from('DO'),
+      Buffer.from('WN\r\n$6\r\nNO'),
+      Buffer.concat([Buffer.from('SAVE\r\n'), resp('APPEND', 'e:b', 'y')]),
+    ]);
     const got = (await c.untilEndsWith(':2\r\n')).toString();
     assert.match(got, /^\+OK\r\n-ERR command 'shutdown' is denied by pika-sidecar[^\r\n]*\r\n:2\r\n$/);
     assert.equal(await f.direct.get('e:b'), 'xy');
@@ -122,7 +138,14 @@ describe('session byte-level edges', () => {
 
   test('a complete command in the same write as the start of a denied command is answered, before the refusal', async (t) => {
     const f = await setup(t);
-    const out = await splitExchange(f, [Buffer.concat([resp('SET', 'e:c', 'x'), Buffer.from('*2\r\n$8\r\nSHUT')]), Buffer.concat([Buffer.from('DOWN\r\n$6\r\nNOSAVE\r\n'), resp('GET', 'e:c')])], '$1\r\nx\r\n');
+    const out = await splitExchange(
+      f,
+      [
+        Buffer.concat([resp('SET', 'e:c', 'x'), Buffer.from('*2\r\n$8\r\nSHUT')]),
+        Buffer.concat([Buffer.from('DOWN\r\n$6\r\nNOSAVE\r\n'), resp('GET', 'e:c')]),
+      ],
+      '$1\r\nx\r\n',
+    );
     assert.match(out.toString(), /^\+OK\r\n-ERR command 'shutdown' is denied[^\r\n]*\r\n\$1\r\nx\r\n$/);
     assert.equal(await f.direct.get('e:c'), 'x');
   });
@@ -130,7 +153,14 @@ describe('session byte-level edges', () => {
   test('a denied command earlier in a write that ends inside the next command name never reaches the backend, and nothing runs twice', async (t) => {
     const f = await setup(t);
     await f.direct.set('e:n', '0');
-    const out = await splitExchange(f, [Buffer.concat([resp('INCR', 'e:n'), resp('SHUTDOWN', 'NOSAVE'), resp('INCR', 'e:n'), Buffer.from('*2\r\n$3\r\nGE')]), Buffer.from('T\r\n$3\r\ne:n\r\n')], '$1\r\n2\r\n');
+    const out = await splitExchange(
+      f,
+      [
+        Buffer.concat([resp('INCR', 'e:n'), resp('SHUTDOWN', 'NOSAVE'), resp('INCR', 'e:n'), Buffer.from('*2\r\n$3\r\nGE')]),
+        Buffer.from('T\r\n$3\r\ne:n\r\n'),
+      ],
+      '$1\r\n2\r\n',
+    );
     assert.match(out.toString(), /^:1\r\n-ERR command 'shutdown' is denied[^\r\n]*\r\n:2\r\n\$1\r\n2\r\n$/);
     assert.ok(await f.redis.ping().catch(() => false), 'the backend is still running');
     assert.equal(await f.direct.get('e:n'), '2', 'each INCR ran once');
@@ -138,9 +168,18 @@ describe('session byte-level edges', () => {
 
   test('a pipeline with denied commands gives the same bytes whole and split at every byte boundary; SHUTDOWN never reaches the backend', async (t) => {
     const f = await setup(t);
-    const pipeline = Buffer.concat([resp('SET', 'e:a', '1'), resp('SHUTDOWN', 'NOSAVE'), resp('INCR', 'e:a'), resp('shutdown'), resp('GET', 'e:a')]);
+    const pipeline = Buffer.concat([
+      resp('SET', 'e:a', '1'),
+      resp('SHUTDOWN', 'NOSAVE'),
+      resp('INCR', 'e:a'),
+      resp('shutdown'),
+      resp('GET', 'e:a'),
+    ]);
     const whole = await exchange(f.port, pipeline);
-    assert.match(whole.toString(), /^\+OK\r\n-ERR command 'shutdown' is denied by pika-sidecar[^\r\n]*\r\n:2\r\n-ERR command 'shutdown' is denied[^\r\n]*\r\n\$1\r\n2\r\n$/);
+    assert.match(
+      whole.toString(),
+      /^\+OK\r\n-ERR command 'shutdown' is denied by pika-sidecar[^\r\n]*\r\n:2\r\n-ERR command 'shutdown' is denied[^\r\n]*\r\n\$1\r\n2\r\n$/,
+    );
     for (const [at, parts] of twoWaySplits(pipeline)) {
       // Stops at the first split that goes wrong: with the bug, the backend may be gone after it.
       const out = await splitExchange(f, parts, whole.length).catch((e: Error) => Buffer.from(`(${e.message})`));
@@ -152,7 +191,14 @@ describe('session byte-level edges', () => {
 
   test('a pipeline of allowed commands gives the same bytes whole and split at every byte boundary', async (t) => {
     const f = await setup(t);
-    const pipeline = Buffer.concat([resp('SET', 'e:w', '1'), resp('INCR', 'e:w'), resp('APPEND', 'e:w', 'x'), Buffer.from('*0\r\n'), resp('GET', 'e:w'), resp('PING')]);
+    const pipeline = Buffer.concat([
+      resp('SET', 'e:w', '1'),
+      resp('INCR', 'e:w'),
+      resp('APPEND', 'e:w', 'x'),
+      Buffer.from('*0\r\n'),
+      resp('GET', 'e:w'),
+      resp('PING'),
+    ]);
     const whole = await exchange(f.port, pipeline);
     assert.equal(whole.toString(), '+OK\r\n:2\r\n:2\r\n$2\r\n2x\r\n+PONG\r\n');
     for (const [at, parts] of twoWaySplits(pipeline)) {
@@ -178,7 +224,12 @@ describe('session byte-level edges', () => {
     const value = 'v'.repeat(64 * 1024 - head.length - 1); // the line up to its '\n' is 65,536 bytes with the '\r'
     const line = Buffer.from(`${head}${value}\r\n`);
     assert.equal(line.length, 64 * 1024 + 1);
-    const parts = [line.subarray(0, 1000), line.subarray(1000, 40_000), line.subarray(40_000, line.length - 1), line.subarray(line.length - 1)];
+    const parts = [
+      line.subarray(0, 1000),
+      line.subarray(1000, 40_000),
+      line.subarray(40_000, line.length - 1),
+      line.subarray(line.length - 1),
+    ];
     const out = await splitExchange(f, [...parts, resp('STRLEN', 'e:inline-big')], 5 + 8);
     assert.equal(out.toString(), `+OK\r\n:${value.length}\r\n`);
     assert.equal(await f.direct.get('e:inline-big'), value);
@@ -228,7 +279,8 @@ describe('session byte-level edges', () => {
         await f.direct.del('e:pv', 'e:after-bad');
         const c = await RawClient.connect(p);
         try {
-          if (split) await writeParts(c, await sessionOf(f.sc, c), [valid, Buffer.concat([bad, after])]); // the bad frame in a later write
+          if (split)
+            await writeParts(c, await sessionOf(f.sc, c), [valid, Buffer.concat([bad, after])]); // the bad frame in a later write
           else c.write(Buffer.concat([valid, bad, after]));
           await c.waitClosed();
           return c.received.toString('latin1');
@@ -278,7 +330,9 @@ describe('session byte-level edges', () => {
     await waitFor(() => s.backend.isPaused(), { timeoutMs: 20_000, what: 'the sidecar to stop reading the backend' });
     const buffered = s.client.writableLength;
     const readSoFar = s.backend.bytesRead;
-    t.diagnostic(`while the client is not reading: ${buffered} bytes queued in the sidecar, ${readSoFar} of ${expectedTotal} reply bytes read from the backend`);
+    t.diagnostic(
+      `while the client is not reading: ${buffered} bytes queued in the sidecar, ${readSoFar} of ${expectedTotal} reply bytes read from the backend`,
+    );
     assert.ok(buffered < 2 * 1024 * 1024, `the sidecar queues ${buffered} bytes for a client that does not read`);
     assert.ok(readSoFar < expectedTotal / 4, 'the sidecar stopped reading the backend long before the end of the replies');
     assert.ok(s.inflight > 0);
@@ -344,7 +398,10 @@ describe('session byte-level edges', () => {
     const via = await transcript(f.port);
     assert.equal(via, directOut);
     assert.match(via, /^%7\r\n/, 'HELLO 3 answered with a RESP3 map');
-    assert.match(via, />3\r\n\$9\r\nsubscribe\r\n\$4\r\ne:ch\r\n:1\r\n\+PONG\r\n>3\r\n\$7\r\nmessage\r\n\$4\r\ne:ch\r\n\$5\r\nhello\r\n\$6\r\nin-sub\r\n>3\r\n\$11\r\nunsubscribe\r\n/);
+    assert.match(
+      via,
+      />3\r\n\$9\r\nsubscribe\r\n\$4\r\ne:ch\r\n:1\r\n\+PONG\r\n>3\r\n\$7\r\nmessage\r\n\$4\r\ne:ch\r\n\$5\r\nhello\r\n\$6\r\nin-sub\r\n>3\r\n\$11\r\nunsubscribe\r\n/,
+    );
   });
 
   test('CLIENT REPLY SKIP inside a pipeline suppresses exactly the next reply, as on a direct connection, and in flight returns to 0', async (t) => {

@@ -57,7 +57,14 @@ export function sequence(rand: () => number, length: number): Item[] {
         cmd('PUBLISH', 'ch1', 'hello'),
       ]);
     } else if (r < 0.42 && !inMulti) {
-      item = pick([cmd('CLIENT', 'REPLY', 'ON'), cmd('CLIENT', 'REPLY', 'OFF'), cmd('CLIENT', 'REPLY', 'SKIP'), cmd('HELLO', '2'), cmd('HELLO', '3'), cmd('CLIENT', 'REPLY', 'BAD')]);
+      item = pick([
+        cmd('CLIENT', 'REPLY', 'ON'),
+        cmd('CLIENT', 'REPLY', 'OFF'),
+        cmd('CLIENT', 'REPLY', 'SKIP'),
+        cmd('HELLO', '2'),
+        cmd('HELLO', '3'),
+        cmd('CLIENT', 'REPLY', 'BAD'),
+      ]);
     } else if (r < 0.47) {
       item = cmd('RESET');
     } else if (r < 0.55) {
@@ -67,7 +74,10 @@ export function sequence(rand: () => number, length: number): Item[] {
     } else if (r < 0.66) {
       item = pick([cmd('EVAL', NESTED, '0'), cmd('EVAL', "return redis.error_reply('boom')", '0'), cmd('EVAL', RECURSIVE, '0')]);
     } else if (r < 0.76) {
-      item = pick([refused(), { sidecar: Buffer.from('SHUTDOWN NOSAVE\r\n'), direct: Buffer.from('NOSUCHCMD NOSAVE\r\n'), label: 'inline SHUTDOWN (refused)' }]);
+      item = pick([
+        refused(),
+        { sidecar: Buffer.from('SHUTDOWN NOSAVE\r\n'), direct: Buffer.from('NOSUCHCMD NOSAVE\r\n'), label: 'inline SHUTDOWN (refused)' },
+      ]);
     } else if (r < 0.8) {
       item = pick([cmd('FOO'), cmd('GET')]); // unknown; wrong arity: queue-time errors inside MULTI
     } else if (r < 0.86) {

@@ -44,15 +44,67 @@ const REGRESSIONS: ReadonlyArray<{ why: string; items: Item[] }> = [
     // only when a reply was pending in the same read, so the outcome depended on TCP cuts; the
     // generator now sends QUIT after RESET.
     why: 'QUIT after RESET after CLIENT REPLY OFF in RESP2 subscribed context',
-    items: [inline(''), cmd('SUBSCRIBE', 'ch1', 'ch1'), cmd('SUNSUBSCRIBE', 's1'), cmd('PUBLISH', 'ch1', 'hello'), refused(), cmd('CLIENT', 'REPLY', 'ON'), cmd('RESET'), cmd('PING'), cmd('CLIENT', 'REPLY', 'OFF'), refused(), cmd('RESET'), cmd('QUIT')],
+    items: [
+      inline(''),
+      cmd('SUBSCRIBE', 'ch1', 'ch1'),
+      cmd('SUNSUBSCRIBE', 's1'),
+      cmd('PUBLISH', 'ch1', 'hello'),
+      refused(),
+      cmd('CLIENT', 'REPLY', 'ON'),
+      cmd('RESET'),
+      cmd('PING'),
+      cmd('CLIENT', 'REPLY', 'OFF'),
+      refused(),
+      cmd('RESET'),
+      cmd('QUIT'),
+    ],
   },
-  { why: 'issue 7 #1: a session outlived its client', items: [cmd('CLIENT', 'REPLY', 'OFF'), cmd('SUBSCRIBE', 'a'), cmd('CLIENT', 'REPLY', 'ON'), cmd('PING')] },
-  { why: 'issue 7 #2: an unsubscribe confirmation taken for the next reply', items: [cmd('UNSUBSCRIBE'), cmd('EVAL', "return 'x'", '0'), cmd('PUNSUBSCRIBE'), cmd('SUNSUBSCRIBE', 'a', 'b'), cmd('PING')] },
+  {
+    why: 'issue 7 #1: a session outlived its client',
+    items: [cmd('CLIENT', 'REPLY', 'OFF'), cmd('SUBSCRIBE', 'a'), cmd('CLIENT', 'REPLY', 'ON'), cmd('PING')],
+  },
+  {
+    why: 'issue 7 #2: an unsubscribe confirmation taken for the next reply',
+    items: [cmd('UNSUBSCRIBE'), cmd('EVAL', "return 'x'", '0'), cmd('PUNSUBSCRIBE'), cmd('SUNSUBSCRIBE', 'a', 'b'), cmd('PING')],
+  },
   { why: 'issue 7 #3: a recursive Lua table', items: [cmd('EVAL', 'local a = {}; local b = {a}; a[1] = b; return a', '0'), cmd('PING')] },
   { why: 'issue 7 #4: a refusal inside MULTI', items: [cmd('MULTI'), cmd('SET', 'fz:k', '2'), refused(), cmd('EXEC'), cmd('GET', 'fz:k')] },
-  { why: 'issue 7 #5: refusals under OFF and SKIP', items: [cmd('CLIENT', 'REPLY', 'OFF'), refused(), cmd('CLIENT', 'REPLY', 'ON'), cmd('CLIENT', 'REPLY', 'SKIP'), refused(), cmd('PING'), cmd('CLIENT', 'REPLY', 'SKIP'), cmd('PING'), refused()] },
-  { why: 'an empty command uses up a CLIENT REPLY SKIP', items: [cmd('CLIENT', 'REPLY', 'SKIP'), inline(''), cmd('PING'), cmd('CLIENT', 'REPLY', 'SKIP'), { ...inline('x'), sidecar: Buffer.from('*0\r\n'), direct: Buffer.from('*0\r\n'), label: '*0' }, cmd('PING')] },
-  { why: 'RESP3 pushes and PUBLISH to oneself', items: [cmd('HELLO', '3'), cmd('SUBSCRIBE', 'ch1'), cmd('PUBLISH', 'ch1', 'hello'), cmd('GET', 'fz:k'), cmd('UNSUBSCRIBE'), cmd('HELLO', '2')] },
+  {
+    why: 'issue 7 #5: refusals under OFF and SKIP',
+    items: [
+      cmd('CLIENT', 'REPLY', 'OFF'),
+      refused(),
+      cmd('CLIENT', 'REPLY', 'ON'),
+      cmd('CLIENT', 'REPLY', 'SKIP'),
+      refused(),
+      cmd('PING'),
+      cmd('CLIENT', 'REPLY', 'SKIP'),
+      cmd('PING'),
+      refused(),
+    ],
+  },
+  {
+    why: 'an empty command uses up a CLIENT REPLY SKIP',
+    items: [
+      cmd('CLIENT', 'REPLY', 'SKIP'),
+      inline(''),
+      cmd('PING'),
+      cmd('CLIENT', 'REPLY', 'SKIP'),
+      { ...inline('x'), sidecar: Buffer.from('*0\r\n'), direct: Buffer.from('*0\r\n'), label: '*0' },
+      cmd('PING'),
+    ],
+  },
+  {
+    why: 'RESP3 pushes and PUBLISH to oneself',
+    items: [
+      cmd('HELLO', '3'),
+      cmd('SUBSCRIBE', 'ch1'),
+      cmd('PUBLISH', 'ch1', 'hello'),
+      cmd('GET', 'fz:k'),
+      cmd('UNSUBSCRIBE'),
+      cmd('HELLO', '2'),
+    ],
+  },
 ];
 
 interface Run {
@@ -67,9 +119,11 @@ async function play(c: RawClient, parts: readonly Buffer[], withTerminator: bool
     await new Promise((r) => setImmediate(r));
   }
   if (withTerminator) c.write(TERMINATOR);
-  await c.until((b) => c.closed || b.toString('latin1').endsWith(MARKER_REPLY), 10_000, 'the end marker').catch((e: Error) => {
-    if (!c.closed) throw e;
-  });
+  await c
+    .until((b) => c.closed || b.toString('latin1').endsWith(MARKER_REPLY), 10_000, 'the end marker')
+    .catch((e: Error) => {
+      if (!c.closed) throw e;
+    });
   return { bytes: c.received, closed: c.closed };
 }
 
@@ -89,7 +143,10 @@ async function dataset(redis: RedisServer): Promise<string> {
 }
 
 function sessionOf(sc: TestSidecar, c: RawClient): Promise<Session> {
-  return waitFor(() => sc.registry.all().find((s) => s.client.remotePort === c.socket.localPort), { intervalMs: 1, what: 'the session of the fuzz client' });
+  return waitFor(() => sc.registry.all().find((s) => s.client.remotePort === c.socket.localPort), {
+    intervalMs: 1,
+    what: 'the session of the fuzz client',
+  });
 }
 
 describe(`differential fuzzing against redis-server (seed ${SEED}, FUZZ_SEED=${SEED} replays it)`, () => {
@@ -126,7 +183,10 @@ describe(`differential fuzzing against redis-server (seed ${SEED}, FUZZ_SEED=${S
           assert.equal(s.model.uncertain, false, `the model lost track; ${what}`);
           c.socket.end();
         }
-        await waitFor(() => s.status === 'closed' && s.backend.destroyed, { timeoutMs: 5000, what: `the session and its backend connection to close; ${what}` });
+        await waitFor(() => s.status === 'closed' && s.backend.destroyed, {
+          timeoutMs: 5000,
+          what: `the session and its backend connection to close; ${what}`,
+        });
       } finally {
         c.close();
       }
@@ -174,7 +234,10 @@ describe(`differential fuzzing against redis-server (seed ${SEED}, FUZZ_SEED=${S
       const candidates = [got, got + '+RESET\r\n', got.replace(/\+RESET\r\n$/, '')];
       const replayData = await dataset(redis);
       if (abandoned === 0) {
-        assert.ok(candidates.includes(expected) || expected === got, `the client did not get exactly the replies of the ${forwarded} forwarded commands; ${what}\n got ${JSON.stringify(got)}\n want ${JSON.stringify(expected)}`);
+        assert.ok(
+          candidates.includes(expected) || expected === got,
+          `the client did not get exactly the replies of the ${forwarded} forwarded commands; ${what}\n got ${JSON.stringify(got)}\n want ${JSON.stringify(expected)}`,
+        );
       } else {
         assert.ok(expected.startsWith(got), `the client got bytes no forwarded command produced; ${what}`);
         assert.equal(code, 2, `abandoned ${abandoned} but exit ${code}; ${what}`);

@@ -52,7 +52,9 @@ test('an exception inside the session (here: a mode-change hook that throws) des
   victim.write(resp('MULTI')); // a mode change: the hook throws inside the data handler
   await victim.waitClosed();
   assert.equal((await closed).reason, 'destroyed');
-  assert.ok(logs.some((l) => l.msg === 'internal error in the data path; destroying this session only' && String(l.err).includes('simulated bug')));
+  assert.ok(
+    logs.some((l) => l.msg === 'internal error in the data path; destroying this session only' && String(l.err).includes('simulated bug')),
+  );
 
   healthy.take();
   healthy.write(resp('ECHO', 'still here'));

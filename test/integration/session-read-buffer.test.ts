@@ -15,7 +15,25 @@ import { prng } from '../support/prng.js';
 import { READ_BUFFER_BYTES, READ_BUFFER_MAX_BYTES, readBuffersHandedOver } from '../../src/backend/read-buffer.js';
 
 /** Value sizes around the read buffer's sizes and the kernel's, and a few large ones. */
-const SIZES = [0, 1, 13, 4095, 4096, 4097, READ_BUFFER_BYTES - 5, READ_BUFFER_BYTES - 1, READ_BUFFER_BYTES, READ_BUFFER_BYTES + 1, 32768, READ_BUFFER_MAX_BYTES - 9, READ_BUFFER_MAX_BYTES, READ_BUFFER_MAX_BYTES + 3, 100_003, 262_144, 1_000_001];
+const SIZES = [
+  0,
+  1,
+  13,
+  4095,
+  4096,
+  4097,
+  READ_BUFFER_BYTES - 5,
+  READ_BUFFER_BYTES - 1,
+  READ_BUFFER_BYTES,
+  READ_BUFFER_BYTES + 1,
+  32768,
+  READ_BUFFER_MAX_BYTES - 9,
+  READ_BUFFER_MAX_BYTES,
+  READ_BUFFER_MAX_BYTES + 3,
+  100_003,
+  262_144,
+  1_000_001,
+];
 
 /** Random bytes: a reused buffer overwritten under a queued write shows as a difference. */
 function randomBytes(rand: () => number, n: number): Buffer {
@@ -27,7 +45,7 @@ function randomBytes(rand: () => number, n: number): Buffer {
 /** `bytes` cut in random-sized pieces. */
 function cut(bytes: Buffer, rand: () => number): Buffer[] {
   const pieces: Buffer[] = [];
-  for (let at = 0; at < bytes.length; ) {
+  for (let at = 0; at < bytes.length;) {
     const n = Math.min(bytes.length - at, 1 + Math.floor(rand() * 200_000));
     pieces.push(bytes.subarray(at, at + n));
     at += n;
@@ -40,7 +58,15 @@ function cut(bytes: Buffer, rand: () => number): Buffer[] {
  * until `total` bytes came back. `paceMs` > 0: after each chunk the socket is paused that long (a
  * client slower than loopback). `hold`: the client reads nothing until the last piece is written.
  */
-function receive(port: number, pieces: Buffer[], total: number, paceMs: number, trickleMs = 0, hold = false, timeoutMs = 60_000): Promise<Buffer> {
+function receive(
+  port: number,
+  pieces: Buffer[],
+  total: number,
+  paceMs: number,
+  trickleMs = 0,
+  hold = false,
+  timeoutMs = 60_000,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let got = 0;
@@ -193,7 +219,10 @@ describe('replies read into a reused buffer reach slow clients intact', () => {
     const outs = [runs[0], runs[1], runs[2].out];
     for (const [i, out] of outs.entries()) {
       const at = firstDifference(out, expected);
-      assert.ok(out.length === expected.length && at === expected.length, `client ${i}: ${out.length} bytes, first difference at byte ${at} of ${expected.length} (seed ${seed})`);
+      assert.ok(
+        out.length === expected.length && at === expected.length,
+        `client ${i}: ${out.length} bytes, first difference at byte ${at} of ${expected.length} (seed ${seed})`,
+      );
     }
     assert.ok(runs[2].handed > 0, 'the slow client queued writes that kept read buffers');
   }
@@ -224,14 +253,23 @@ describe('replies read into a reused buffer reach slow clients intact', () => {
     // queue is over the client socket's high-water mark and the backend is paused: the reads at
     // risk. Three such clients at once: three such windows.
     const pieces: Buffer[] = [Buffer.concat(Array.from({ length: 4 }, () => resp('GET', `rb:${SIZES.length - 1}`)))];
-    for (let i = 0; i < 1500; i++) pieces.push(rand() < 0.9 ? resp('ECHO', randomBytes(rand, 1 + Math.floor(rand() * 1200))) : resp('GET', `rb:${1 + Math.floor(rand() * 4)}`));
+    for (let i = 0; i < 1500; i++)
+      pieces.push(
+        rand() < 0.9 ? resp('ECHO', randomBytes(rand, 1 + Math.floor(rand() * 1200))) : resp('GET', `rb:${1 + Math.floor(rand() * 4)}`),
+      );
     const direct = await receiveAll(redis.port, Buffer.concat(pieces));
     const outs = await Promise.all([0, 1, 2].map(() => receive(sidecar.listen.port, pieces, direct.length, 0, 1, true)));
     for (const [i, out] of outs.entries()) {
       const at = firstDifference(out, direct);
-      assert.ok(out.length === direct.length && at === direct.length, `client ${i}: ${out.length} bytes, first difference at byte ${at} of ${direct.length} (seed ${seed})`);
+      assert.ok(
+        out.length === direct.length && at === direct.length,
+        `client ${i}: ${out.length} bytes, first difference at byte ${at} of ${direct.length} (seed ${seed})`,
+      );
     }
-    assert.ok(sidecar.registry.all().some((s) => readBuffersHandedOver(s.backend) > 0), 'queued client writes kept read buffers (the path under test ran)');
+    assert.ok(
+      sidecar.registry.all().some((s) => readBuffersHandedOver(s.backend) > 0),
+      'queued client writes kept read buffers (the path under test ran)',
+    );
   });
 
   test('a client socket whose writes are all queued (corked): every small reply read after another keeps its bytes', async () => {

@@ -37,7 +37,10 @@ export class RetryingWriter {
   private stopped = false;
   readonly done: Promise<void>;
 
-  constructor(private readonly port: number, private readonly window = 8) {
+  constructor(
+    private readonly port: number,
+    private readonly window = 8,
+  ) {
     this.done = this.loop();
   }
 
@@ -123,7 +126,9 @@ export class TransactionLoop {
       if (!this.sending || socket.destroyed) return;
       current = n++;
       replies = 0;
-      socket.write(Buffer.concat([enc('MULTI'), enc('SET', `soak:tx:${current}:a`, '1'), enc('SET', `soak:tx:${current}:b`, '1'), enc('EXEC')]));
+      socket.write(
+        Buffer.concat([enc('MULTI'), enc('SET', `soak:tx:${current}:a`, '1'), enc('SET', `soak:tx:${current}:b`, '1'), enc('EXEC')]),
+      );
     };
     const parser = new RedisParser({
       returnReply: (r: unknown) => {
@@ -164,7 +169,10 @@ export class PubSubPair {
   private timer: NodeJS.Timeout | undefined;
   readonly done: Promise<void>;
 
-  private constructor(private readonly sub: net.Socket, private readonly pub: net.Socket) {
+  private constructor(
+    private readonly sub: net.Socket,
+    private readonly pub: net.Socket,
+  ) {
     sub.on('data', (d: Buffer) => {
       this.received += d.toString('latin1').split('$7\r\nmessage\r\n').length - 1;
     });
@@ -173,7 +181,9 @@ export class PubSubPair {
     this.timer = setInterval(() => {
       if (!pub.destroyed) pub.write(enc('PUBLISH', 'soak:ch', 'hello'));
     }, 5);
-    this.done = Promise.all([new Promise((r) => sub.once('close', r)), new Promise((r) => pub.once('close', r))]).then(() => this.stopSending());
+    this.done = Promise.all([new Promise((r) => sub.once('close', r)), new Promise((r) => pub.once('close', r))]).then(() =>
+      this.stopSending(),
+    );
   }
 
   static async start(port: number): Promise<PubSubPair> {

@@ -27,7 +27,22 @@ export const TRIGGERS = ['SIGTERM', 'http', 'file', 'gate'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
 /** intercept 1.3s + drain 2s + close_clients 1s + replication_sync 5s + release 1s = 10.3s <= 12s. */
-const BUDGETS = ['--announce-delay', '300ms', '--drain-timeout', '2s', '--close-timeout', '1s', '--replication-timeout', '5s', '--release-timeout', '1s', '--shutdown-deadline', '12s', '--log-level', 'info'];
+const BUDGETS = [
+  '--announce-delay',
+  '300ms',
+  '--drain-timeout',
+  '2s',
+  '--close-timeout',
+  '1s',
+  '--replication-timeout',
+  '5s',
+  '--release-timeout',
+  '1s',
+  '--shutdown-deadline',
+  '12s',
+  '--log-level',
+  'info',
+];
 const DEADLINE_MS = 12_000;
 const BIG_VALUE_BYTES = 64 * 1024;
 
@@ -70,7 +85,10 @@ export async function runOnce(trigger: Trigger, triggerAfterMs: number): Promise
   try {
     const g = await startReplicationGroup(1);
     const replica = g.replicas[0]!;
-    cleanup.push(() => g.master.stop(), () => replica.stop());
+    cleanup.push(
+      () => g.master.stop(),
+      () => replica.stop(),
+    );
     const setup = await RespClient.connect('127.0.0.1', g.master.port);
     await setup.pipeline([['SET', 'soak:big', 'x'.repeat(BIG_VALUE_BYTES)]], 5000);
     setup.close();
@@ -112,7 +130,11 @@ export async function runOnce(trigger: Trigger, triggerAfterMs: number): Promise
     tx.stopSending();
     await Promise.race([Promise.all([load.finished, writer.done, tx.done]), new Promise((r) => setTimeout(r, 5000))]);
 
-    const verdict = await verifyWrites(load.ledger(), { master: { host: '127.0.0.1', port: g.master.port }, replica: { host: '127.0.0.1', port: replica.port } }, load.valueBytes);
+    const verdict = await verifyWrites(
+      load.ledger(),
+      { master: { host: '127.0.0.1', port: g.master.port }, replica: { host: '127.0.0.1', port: replica.port } },
+      load.valueBytes,
+    );
     const txKeys = (ns: readonly number[]) => ns.flatMap((n) => [`soak:tx:${n}:a`, `soak:tx:${n}:b`]);
     const writerLost = writer.acked.length - (await countExisting(replica.port, writer.acked));
     const txLost = 2 * tx.committed.length - (await countExisting(replica.port, txKeys(tx.committed)));
@@ -121,7 +143,10 @@ export async function runOnce(trigger: Trigger, triggerAfterMs: number): Promise
     const lost = verdict.missingOnReplica + verdict.wrongValueOnReplica + writerLost + txLost;
     const phantom = verdict.phantomExecutions + writerPhantom + txPhantom;
     const report = sc.report();
-    const outcomes = sc.phaseOutcomes().map(([p, o]) => `${p}:${o}`).join(' ');
+    const outcomes = sc
+      .phaseOutcomes()
+      .map(([p, o]) => `${p}:${o}`)
+      .join(' ');
     const problems: string[] = [];
     if (exit === null) problems.push(`no exit within ${DEADLINE_MS + 5000} ms`);
     else if (exit.code !== 0 && exit.code !== 2) problems.push(`exit code ${exit.code}`);
@@ -159,7 +184,10 @@ function percentile(sorted: readonly number[], p: number): number {
 export function summaryTable(results: readonly RunResult[]): string {
   const times = results.map((r) => r.shutdownMs).sort((a, b) => a - b);
   const triggers = TRIGGERS.map((t) => `${t} ${results.filter((r) => r.trigger === t).length}`).join(', ');
-  const codes = [...new Set(results.map((r) => r.exitCode))].sort().map((c) => `${c}: ${results.filter((r) => r.exitCode === c).length}`).join(', ');
+  const codes = [...new Set(results.map((r) => r.exitCode))]
+    .sort()
+    .map((c) => `${c}: ${results.filter((r) => r.exitCode === c).length}`)
+    .join(', ');
   const sum = (f: (r: RunResult) => number) => results.reduce((a, r) => a + f(r), 0);
   const rows: Array<[string, string]> = [
     ['runs', `${results.length} (${results.filter((r) => r.ok).length} passed)`],
@@ -188,7 +216,18 @@ async function main(): Promise<number> {
     try {
       r = await runOnce(trigger, after);
     } catch (err) {
-      r = { trigger, triggerAfterMs: after, exitCode: null, shutdownMs: 0, acknowledged: 0, lost: 0, phantom: 0, outcomes: '', ok: false, problem: `run failed: ${(err as Error).message}` };
+      r = {
+        trigger,
+        triggerAfterMs: after,
+        exitCode: null,
+        shutdownMs: 0,
+        acknowledged: 0,
+        lost: 0,
+        phantom: 0,
+        outcomes: '',
+        ok: false,
+        problem: `run failed: ${(err as Error).message}`,
+      };
     }
     results.push(r);
     console.log(

@@ -159,7 +159,15 @@ class RequestReader {
     const eol = b.indexOf('\r\n');
     if (eol < 0) return null;
     if (b[0] !== 0x2a /* '*' */) {
-      return { args: b.subarray(0, eol).toString().trim().split(/\s+/).filter((s) => s !== ''), end: eol + 2 };
+      return {
+        args: b
+          .subarray(0, eol)
+          .toString()
+          .trim()
+          .split(/\s+/)
+          .filter((s) => s !== ''),
+        end: eol + 2,
+      };
     }
     const n = Number(b.subarray(1, eol).toString());
     let pos = eol + 2;
@@ -227,11 +235,30 @@ export async function fakePika(t: After, replication: string): Promise<FakePika>
  * replica's `master_host/port` naming the master. `setReplica(i, text)` changes what replica i
  * reports; `masterText(lags)` renders the master's INFO with other lags.
  */
-export async function pikaGroup(t: After, masterFixture: string, replicaTexts: [string, string], masterLags: [string, string] = ['(db0:0)', '(db0:0)']) {
+export async function pikaGroup(
+  t: After,
+  masterFixture: string,
+  replicaTexts: [string, string],
+  masterLags: [string, string] = ['(db0:0)', '(db0:0)'],
+) {
   const master = await fakePika(t, '');
-  const replicas = [await fakePika(t, withMasterAddress(replicaTexts[0], '127.0.0.1', master.port)), await fakePika(t, withMasterAddress(replicaTexts[1], '127.0.0.1', master.port))];
+  const replicas = [
+    await fakePika(t, withMasterAddress(replicaTexts[0], '127.0.0.1', master.port)),
+    await fakePika(t, withMasterAddress(replicaTexts[1], '127.0.0.1', master.port)),
+  ];
   const masterText = (lags = masterLags, text = masterFixture) =>
-    withLag(withLag(withReplicaAddresses(text, replicas.map((r) => ({ host: r.host, port: r.port }))), 'slave0', lags[0]), 'slave1', lags[1]);
+    withLag(
+      withLag(
+        withReplicaAddresses(
+          text,
+          replicas.map((r) => ({ host: r.host, port: r.port })),
+        ),
+        'slave0',
+        lags[0],
+      ),
+      'slave1',
+      lags[1],
+    );
   master.setInfo('replication', masterText());
   const setReplica = (i: number, text: string) => replicas[i]!.setInfo('replication', withMasterAddress(text, '127.0.0.1', master.port));
   return { master, replicas, masterText, setReplica };

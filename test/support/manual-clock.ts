@@ -38,7 +38,10 @@ export class ManualClock implements Clock {
 
   /** Delays (from now) of the timers still armed, soonest first. */
   armed(): number[] {
-    return this.timers.filter((x) => !x.cleared).map((x) => x.at - this.t).sort((a, b) => a - b);
+    return this.timers
+      .filter((x) => !x.cleared)
+      .map((x) => x.at - this.t)
+      .sort((a, b) => a - b);
   }
 
   /** Moves time forward by `ms`, firing each due timer at its own time, in order. */

@@ -49,7 +49,12 @@ class ManagedProcess {
   }
 }
 
-async function startUntilReady(bin: string, args: (port: number, dir: string) => string[], dirPrefix: string, prepare?: (dir: string) => void) {
+async function startUntilReady(
+  bin: string,
+  args: (port: number, dir: string) => string[],
+  dirPrefix: string,
+  prepare?: (dir: string) => void,
+) {
   let lastErr: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
@@ -136,7 +141,10 @@ export class Prometheus {
 
   /** Scrape targets and their health. */
   async targets(): Promise<Array<{ health: string; labels: Record<string, string>; lastError: string }>> {
-    const data = await this.api<{ activeTargets: Array<{ health: string; labels: Record<string, string>; lastError: string }> }>('/api/v1/targets', {});
+    const data = await this.api<{ activeTargets: Array<{ health: string; labels: Record<string, string>; lastError: string }> }>(
+      '/api/v1/targets',
+      {},
+    );
     return data.activeTargets;
   }
 }
@@ -167,8 +175,6 @@ export class PushgatewayProcess {
   /** Every pushed sample line (`name{labels} value`) of the group job/instance, from its /metrics. */
   async samples(job: string, instance: string): Promise<string[]> {
     const text = await (await fetch(`${this.url}/metrics`)).text();
-    return text
-      .split('\n')
-      .filter((l) => !l.startsWith('#') && l.includes(`job="${job}"`) && l.includes(`instance="${instance}"`));
+    return text.split('\n').filter((l) => !l.startsWith('#') && l.includes(`job="${job}"`) && l.includes(`instance="${instance}"`));
   }
 }

@@ -5,7 +5,16 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SessionAccounting, FRAME_NOT_OWED, FRAME_OWED, FRAME_REFUSAL, SUB_CHANNEL, SUB_PATTERN, SUB_SHARD, type CommandArgs } from '../../src/proxy/accounting.js';
+import {
+  SessionAccounting,
+  FRAME_NOT_OWED,
+  FRAME_OWED,
+  FRAME_REFUSAL,
+  SUB_CHANNEL,
+  SUB_PATTERN,
+  SUB_SHARD,
+  type CommandArgs,
+} from '../../src/proxy/accounting.js';
 import { Cmd, type CmdKind } from '../../src/resp/command-table.js';
 import { PUBSUB_MESSAGE, PUBSUB_OTHER, PUBSUB_SUBSCRIBED, PUBSUB_UNSUBSCRIBED } from '../../src/proxy/pubsub-frames.js';
 import { FRAME_ATTRIBUTE, FRAME_PUSH, FRAME_REPLY } from '../../src/resp/reply-scanner.js';
@@ -46,21 +55,49 @@ const N = FRAME_NOT_OWED;
 
 const rows: Row[] = [
   { name: 'a plain command owes one reply until it arrives', steps: [['plain'], ['plain'], ['reply']], verdicts: [O], owed: 1 },
-  { name: 'CLIENT REPLY OFF silences the commands after it, the refusal stand-in included', steps: [['cmd', Cmd.CLIENT, OFF], ['plain', 3], ['refused']], owed: 0 },
+  {
+    name: 'CLIENT REPLY OFF silences the commands after it, the refusal stand-in included',
+    steps: [['cmd', Cmd.CLIENT, OFF], ['plain', 3], ['refused']],
+    owed: 0,
+  },
   { name: 'CLIENT REPLY ON always answers +OK', steps: [['cmd', Cmd.CLIENT, OFF], ['cmd', Cmd.CLIENT, ON], ['plain']], owed: 2 },
   { name: 'CLIENT REPLY SKIP silences exactly the next command', steps: [['cmd', Cmd.CLIENT, SKIP], ['plain'], ['plain']], owed: 1 },
-  { name: 'an empty command (*0, a blank line) uses up a SKIP', steps: [['cmd', Cmd.CLIENT, SKIP], ['cmd', Cmd.EMPTY], ['plain']], owed: 1 },
-  { name: 'SKIP after SKIP skips the next again', steps: [['cmd', Cmd.CLIENT, SKIP], ['cmd', Cmd.CLIENT, SKIP], ['plain'], ['plain']], owed: 1 },
-  { name: 'SKIP under OFF does nothing; ON then answers', steps: [['cmd', Cmd.CLIENT, OFF], ['cmd', Cmd.CLIENT, SKIP], ['cmd', Cmd.CLIENT, ON], ['plain']], owed: 2 },
+  {
+    name: 'an empty command (*0, a blank line) uses up a SKIP',
+    steps: [['cmd', Cmd.CLIENT, SKIP], ['cmd', Cmd.EMPTY], ['plain']],
+    owed: 1,
+  },
+  {
+    name: 'SKIP after SKIP skips the next again',
+    steps: [['cmd', Cmd.CLIENT, SKIP], ['cmd', Cmd.CLIENT, SKIP], ['plain'], ['plain']],
+    owed: 1,
+  },
+  {
+    name: 'SKIP under OFF does nothing; ON then answers',
+    steps: [['cmd', Cmd.CLIENT, OFF], ['cmd', Cmd.CLIENT, SKIP], ['cmd', Cmd.CLIENT, ON], ['plain']],
+    owed: 2,
+  },
   { name: 'a bad CLIENT REPLY argument is one error reply', steps: [['cmd', Cmd.CLIENT, { clientReply: 0, argc: 3 }]], owed: 1 },
   {
     name: 'SUBSCRIBE a b owes two confirmations, even under CLIENT REPLY OFF',
-    steps: [['cmd', Cmd.CLIENT, OFF], ['cmd', Cmd.SUBSCRIBE, { argc: 3 }], ['conf', 'sub', SUB_CHANNEL, 1]],
+    steps: [
+      ['cmd', Cmd.CLIENT, OFF],
+      ['cmd', Cmd.SUBSCRIBE, { argc: 3 }],
+      ['conf', 'sub', SUB_CHANNEL, 1],
+    ],
     verdicts: [O],
     owed: 1,
     check: (m) => assert.equal(m.channels, 1),
   },
-  { name: 'SUBSCRIBE with no channel is one (error) reply', steps: [['cmd', Cmd.SUBSCRIBE, { argc: 1 }], ['reply', MINUS]], verdicts: [O], owed: 0 },
+  {
+    name: 'SUBSCRIBE with no channel is one (error) reply',
+    steps: [
+      ['cmd', Cmd.SUBSCRIBE, { argc: 1 }],
+      ['reply', MINUS],
+    ],
+    verdicts: [O],
+    owed: 0,
+  },
   {
     name: 'UNSUBSCRIBE while not subscribed owes one confirmation, not the reply of the EVAL after it',
     steps: [['cmd', Cmd.UNSUBSCRIBE, { argc: 1 }], ['plain'], ['conf', 'unsub', SUB_CHANNEL, 0]],
@@ -69,20 +106,39 @@ const rows: Row[] = [
   },
   {
     name: 'UNSUBSCRIBE with no channel owes one confirmation per subscribed channel, counted from confirmations',
-    steps: [['cmd', Cmd.SUBSCRIBE, { argc: 3 }], ['cmd', Cmd.SUBSCRIBE, { argc: 2, subKind: SUB_PATTERN }], ['conf', 'sub', SUB_CHANNEL, 1], ['conf', 'sub', SUB_CHANNEL, 2], ['conf', 'sub', SUB_PATTERN, 3], ['cmd', Cmd.UNSUBSCRIBE, { argc: 1 }], ['conf', 'unsub', SUB_CHANNEL, 2]],
+    steps: [
+      ['cmd', Cmd.SUBSCRIBE, { argc: 3 }],
+      ['cmd', Cmd.SUBSCRIBE, { argc: 2, subKind: SUB_PATTERN }],
+      ['conf', 'sub', SUB_CHANNEL, 1],
+      ['conf', 'sub', SUB_CHANNEL, 2],
+      ['conf', 'sub', SUB_PATTERN, 3],
+      ['cmd', Cmd.UNSUBSCRIBE, { argc: 1 }],
+      ['conf', 'unsub', SUB_CHANNEL, 2],
+    ],
     verdicts: [O, O, O, O],
     owed: 1,
     check: (m) => assert.deepEqual([m.channels, m.patterns], [1, 1]),
   },
   {
     name: 'subscribing to the same channel twice counts it once',
-    steps: [['cmd', Cmd.SUBSCRIBE, { argc: 3 }], ['conf', 'sub', SUB_CHANNEL, 1], ['conf', 'sub', SUB_CHANNEL, 1], ['cmd', Cmd.UNSUBSCRIBE, { argc: 1 }], ['conf', 'unsub', SUB_CHANNEL, 0]],
+    steps: [
+      ['cmd', Cmd.SUBSCRIBE, { argc: 3 }],
+      ['conf', 'sub', SUB_CHANNEL, 1],
+      ['conf', 'sub', SUB_CHANNEL, 1],
+      ['cmd', Cmd.UNSUBSCRIBE, { argc: 1 }],
+      ['conf', 'unsub', SUB_CHANNEL, 0],
+    ],
     owed: 0,
     check: (m) => assert.equal(m.subscribed, false),
   },
   {
     name: 'shard subscriptions have their own count',
-    steps: [['cmd', Cmd.SUBSCRIBE, { argc: 2, subKind: SUB_SHARD }], ['conf', 'sub', SUB_SHARD, 1], ['cmd', Cmd.UNSUBSCRIBE, { argc: 1 }], ['conf', 'unsub', SUB_CHANNEL, 0]],
+    steps: [
+      ['cmd', Cmd.SUBSCRIBE, { argc: 2, subKind: SUB_SHARD }],
+      ['conf', 'sub', SUB_SHARD, 1],
+      ['cmd', Cmd.UNSUBSCRIBE, { argc: 1 }],
+      ['conf', 'unsub', SUB_CHANNEL, 0],
+    ],
     owed: 0,
     check: (m) => assert.equal(m.subscribed, true),
   },
@@ -100,11 +156,27 @@ const rows: Row[] = [
   },
   {
     name: 'RESP3: a push is never a reply; an array that looks like a message is',
-    steps: [['cmd', Cmd.HELLO, { helloVersion: 3, argc: 2 }], ['reply', 0x25], ['cmd', Cmd.SUBSCRIBE, { argc: 2 }], ['conf', 'sub', SUB_CHANNEL, 1, PUSH], ['plain'], ['message', PUSH], ['message', REPLY]],
+    steps: [
+      ['cmd', Cmd.HELLO, { helloVersion: 3, argc: 2 }],
+      ['reply', 0x25],
+      ['cmd', Cmd.SUBSCRIBE, { argc: 2 }],
+      ['conf', 'sub', SUB_CHANNEL, 1, PUSH],
+      ['plain'],
+      ['message', PUSH],
+      ['message', REPLY],
+    ],
     verdicts: [O, O, N, O],
     owed: 0,
   },
-  { name: 'a HELLO answered with an error leaves RESP2', steps: [['cmd', Cmd.HELLO, { helloVersion: 3, argc: 2 }], ['reply', MINUS]], owed: 0, check: (m) => assert.equal(m.resp3, false) },
+  {
+    name: 'a HELLO answered with an error leaves RESP2',
+    steps: [
+      ['cmd', Cmd.HELLO, { helloVersion: 3, argc: 2 }],
+      ['reply', MINUS],
+    ],
+    owed: 0,
+    check: (m) => assert.equal(m.resp3, false),
+  },
   { name: 'attributes are not replies', steps: [['plain'], ['attr'], ['reply']], verdicts: [N, O], owed: 0 },
   {
     name: 'inside MULTI each command is one reply and EXEC one more',
@@ -113,7 +185,7 @@ const rows: Row[] = [
     check: (m) => assert.equal(m.inMulti, false),
   },
   {
-    name: 'a refusal inside MULTI is the stand-in\'s error, replaced by the refusal',
+    name: "a refusal inside MULTI is the stand-in's error, replaced by the refusal",
     steps: [['cmd', Cmd.MULTI], ['reply'], ['refused'], ['reply', MINUS], ['cmd', Cmd.EXEC], ['reply', MINUS]],
     verdicts: [O, FRAME_REFUSAL, O],
     owed: 0,
@@ -126,18 +198,35 @@ const rows: Row[] = [
   },
   {
     name: 'RESET clears every mode and answers even under OFF',
-    steps: [['cmd', Cmd.CLIENT, OFF], ['cmd', Cmd.MULTI], ['cmd', Cmd.RESET]],
+    steps: [
+      ['cmd', Cmd.CLIENT, OFF],
+      ['cmd', Cmd.MULTI],
+      ['cmd', Cmd.RESET],
+    ],
     owed: 1,
     check: (m) => assert.deepEqual([m.replyOff, m.inMulti], [false, false]),
   },
-  { name: 'RESET right after SKIP is skipped', steps: [['cmd', Cmd.CLIENT, SKIP], ['cmd', Cmd.RESET]], owed: 0 },
+  {
+    name: 'RESET right after SKIP is skipped',
+    steps: [
+      ['cmd', Cmd.CLIENT, SKIP],
+      ['cmd', Cmd.RESET],
+    ],
+    owed: 0,
+  },
   {
     name: 'a blocking command at the head is blocked until its reply',
     steps: [['cmd', Cmd.BLOCKING]],
     owed: 1,
     check: (m) => assert.equal(m.blocked, true),
   },
-  { name: 'a frame with nothing owed is not a reply, and the model says it lost track', steps: [['reply']], verdicts: [N], owed: 0, check: (m) => assert.equal(m.uncertain, true) },
+  {
+    name: 'a frame with nothing owed is not a reply, and the model says it lost track',
+    steps: [['reply']],
+    verdicts: [N],
+    owed: 0,
+    check: (m) => assert.equal(m.uncertain, true),
+  },
 ];
 
 function run(row: Row): { m: SessionAccounting; verdicts: number[] } {
@@ -166,7 +255,15 @@ function run(row: Row): { m: SessionAccounting; verdicts: number[] } {
         break;
       case 'conf': {
         const kind = step[4] ?? REPLY;
-        verdicts.push(m.frame({ kind, firstByte: kind === PUSH ? GT : STAR, pubsub: step[1] === 'sub' ? PUBSUB_SUBSCRIBED : PUBSUB_UNSUBSCRIBED, subKind: step[2], count: step[3] }));
+        verdicts.push(
+          m.frame({
+            kind,
+            firstByte: kind === PUSH ? GT : STAR,
+            pubsub: step[1] === 'sub' ? PUBSUB_SUBSCRIBED : PUBSUB_UNSUBSCRIBED,
+            subKind: step[2],
+            count: step[3],
+          }),
+        );
         break;
       }
       case 'message': {

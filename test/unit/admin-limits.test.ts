@@ -69,7 +69,10 @@ test('connections beyond the cap are closed on accept; once the idle ones are cu
   const opened = Date.now();
   const all = Array.from({ length: LIMITS.maxConnections + 2 }, () => connect());
   // Two of them are beyond the cap: closed at once, without a byte.
-  await waitFor(() => all.filter((c) => c.state.closedAt > 0).length >= 2, { timeoutMs: 1000, what: 'the connections beyond the cap to be closed' });
+  await waitFor(() => all.filter((c) => c.state.closedAt > 0).length >= 2, {
+    timeoutMs: 1000,
+    what: 'the connections beyond the cap to be closed',
+  });
   const refused = all.filter((c) => c.state.closedAt > 0);
   assert.equal(refused.length, 2);
   assert.ok(refused.every((c) => c.state.data === '' && c.state.closedAt - opened < LIMITS.headersTimeoutMs));

@@ -62,7 +62,10 @@ async function start(t: import('node:test').TestContext, token?: string): Promis
 }
 
 /** Drives the private request handler with a fake request from `remote`, capturing the response. */
-async function handleFake(admin: AdminServer, req: { method: string; url: string; remote: string | undefined; authorization?: string }): Promise<{ code: number; body: string }> {
+async function handleFake(
+  admin: AdminServer,
+  req: { method: string; url: string; remote: string | undefined; authorization?: string },
+): Promise<{ code: number; body: string }> {
   const fakeReq = {
     method: req.method,
     url: req.url,
@@ -82,22 +85,43 @@ async function handleFake(admin: AdminServer, req: { method: string; url: string
       body = b ?? '';
     },
   };
-  await (admin as unknown as { handle(q: http.IncomingMessage, s: http.ServerResponse): Promise<void> }).handle(fakeReq, fakeRes as unknown as http.ServerResponse);
+  await (admin as unknown as { handle(q: http.IncomingMessage, s: http.ServerResponse): Promise<void> }).handle(
+    fakeReq,
+    fakeRes as unknown as http.ServerResponse,
+  );
   return { code, body };
 }
 
 function authorized(admin: AdminServer, remote: string | undefined, authorization?: string): boolean {
-  const fakeReq = { headers: authorization !== undefined ? { authorization } : {}, socket: { remoteAddress: remote } } as unknown as http.IncomingMessage;
+  const fakeReq = {
+    headers: authorization !== undefined ? { authorization } : {},
+    socket: { remoteAddress: remote },
+  } as unknown as http.IncomingMessage;
   return (admin as unknown as { authorized(q: http.IncomingMessage): boolean }).authorized(fakeReq);
 }
 
 describe('isLoopback', () => {
   test('accepts 127.0.0.0/8, ::1 and IPv4-mapped loopback', () => {
-    for (const a of ['127.0.0.1', '127.1.2.3', '127.255.255.254', '::1', '::ffff:127.0.0.1', '::ffff:127.9.9.9']) assert.equal(isLoopback(a), true, a);
+    for (const a of ['127.0.0.1', '127.1.2.3', '127.255.255.254', '::1', '::ffff:127.0.0.1', '::ffff:127.9.9.9'])
+      assert.equal(isLoopback(a), true, a);
   });
 
   test('refuses other addresses, mapped ones included, and an unknown address', () => {
-    for (const a of ['10.0.0.1', '::ffff:10.0.0.1', '192.168.1.10', '::ffff:192.168.1.10', '128.0.0.1', '1.127.0.0', '0.0.0.0', '::', 'fe80::1', '::2', '127.0.0.1.example', 'localhost', '']) {
+    for (const a of [
+      '10.0.0.1',
+      '::ffff:10.0.0.1',
+      '192.168.1.10',
+      '::ffff:192.168.1.10',
+      '128.0.0.1',
+      '1.127.0.0',
+      '0.0.0.0',
+      '::',
+      'fe80::1',
+      '::2',
+      '127.0.0.1.example',
+      'localhost',
+      '',
+    ]) {
       assert.equal(isLoopback(a), false, a);
     }
     assert.equal(isLoopback(undefined), false);
@@ -214,7 +238,18 @@ describe('AdminServer', () => {
     const s = await start(t, 's3cret-token');
     assert.equal(authorized(s.admin, '10.1.2.3', 'Bearer s3cret-token'), true);
     assert.equal(authorized(s.admin, '::ffff:192.168.0.9', 'Bearer s3cret-token'), true);
-    for (const header of [undefined, '', 'Bearer', 'Bearer ', 'Bearer s3cret-toke', 'Bearer s3cret-token2', 'Bearer  s3cret-token', 'Basic s3cret-token', 's3cret-token', 'Bearer S3CRET-TOKEN']) {
+    for (const header of [
+      undefined,
+      '',
+      'Bearer',
+      'Bearer ',
+      'Bearer s3cret-toke',
+      'Bearer s3cret-token2',
+      'Bearer  s3cret-token',
+      'Basic s3cret-token',
+      's3cret-token',
+      'Bearer S3CRET-TOKEN',
+    ]) {
       assert.equal(authorized(s.admin, '10.1.2.3', header), false, JSON.stringify(header));
     }
     assert.equal(authorized(s.admin, '127.0.0.1'), true, 'loopback needs no token');

@@ -24,7 +24,10 @@ test('a reordered header is read by name, not position', () => {
 });
 
 test('output with no CSV header is an error naming what was printed', () => {
-  assert.throws(() => parseBenchmarkCsv('Could not connect to Redis at 127.0.0.1:1: Connection refused\n'), /no CSV header[\s\S]*Connection refused/);
+  assert.throws(
+    () => parseBenchmarkCsv('Could not connect to Redis at 127.0.0.1:1: Connection refused\n'),
+    /no CSV header[\s\S]*Connection refused/,
+  );
 });
 
 test('median and the rotation of targets across rounds', () => {

@@ -10,11 +10,22 @@ const P1 = 'c50 P1';
 
 /** One SET and one GET sample of `target` in round `round` of the c50 P1 workload. */
 function samples(target: TargetName, round: number, rps: number, p99Ms: number, cpuUs: number): Sample[] {
-  return ['SET', 'GET'].map((t) => ({ target, workload: P1, round, cpuUsPerRequest: cpuUs, row: { test: t, rps, avgMs: 1, p50Ms: 1, p95Ms: 1, p99Ms, maxMs: 2 } }));
+  return ['SET', 'GET'].map((t) => ({
+    target,
+    workload: P1,
+    round,
+    cpuUsPerRequest: cpuUs,
+    row: { test: t, rps, avgMs: 1, p50Ms: 1, p95Ms: 1, p99Ms, maxMs: 2 },
+  }));
 }
 
 test('ratios pair runs of the same round, so a slow round moves both targets alike', () => {
-  const s = [...samples('pipe', 0, 100, 2, 20), ...samples('sidecar', 0, 120, 2, 18), ...samples('pipe', 1, 50, 2, 20), ...samples('sidecar', 1, 60, 2, 18)];
+  const s = [
+    ...samples('pipe', 0, 100, 2, 20),
+    ...samples('sidecar', 0, 120, 2, 18),
+    ...samples('pipe', 1, 50, 2, 20),
+    ...samples('sidecar', 1, 60, 2, 18),
+  ];
   const [c] = compare(s, 'sidecar', 'pipe', settings);
   assert.equal(c?.pairs, 4);
   assert.ok(Math.abs((c?.rpsRatio ?? 0) - 1.2) < 1e-9);
@@ -45,7 +56,8 @@ test('the geometric mean ignores missing ratios', () => {
 
 test('HAProxy is configured as a one-thread TCP relay to the backend on loopback', () => {
   const cfg = haproxyConfig(7001, 6379);
-  for (const line of ['nbthread 1', 'mode tcp', 'bind 127.0.0.1:7001', 'server backend 127.0.0.1:6379']) assert.ok(cfg.includes(line), line);
+  for (const line of ['nbthread 1', 'mode tcp', 'bind 127.0.0.1:7001', 'server backend 127.0.0.1:6379'])
+    assert.ok(cfg.includes(line), line);
 });
 
 test('twemproxy gets one redis pool with the backend as its only server', () => {

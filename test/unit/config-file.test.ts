@@ -72,7 +72,11 @@ test('the key table covers every SidecarConfig field, and names are unique and d
   assert.ok(unique(CONFIG_KEYS.flatMap((k) => [k.flag, ...k.flagAliases])));
   for (const k of CONFIG_KEYS) {
     assert.equal(k.env, `PIKA_SIDECAR_${k.flag.toUpperCase().replaceAll('-', '_')}`, k.path);
-    assert.equal(k.flag, k.path.replace('.', '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), `${k.path}: the flag is the path in kebab case`);
+    assert.equal(
+      k.flag,
+      k.path.replace('.', '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`),
+      `${k.path}: the flag is the path in kebab case`,
+    );
     assert.match(k.flag, /^[a-z]+(-[a-z]+)*$/, k.path);
     k.flagAliases.forEach((f, i) => assert.equal(k.envAliases[i], `PIKA_SIDECAR_${f.toUpperCase().replaceAll('-', '_')}`, k.path));
     if (primaryKey(k.field) === k) {

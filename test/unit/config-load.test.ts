@@ -24,7 +24,6 @@ function yamlFile(t: TestContext, text: string, name = 'sidecar.yaml'): string {
   return path;
 }
 
-
 describe('layers and precedence', () => {
   test('with nothing set the configuration equals DEFAULT_CONFIG and every source is default', () => {
     const { config, sources, configPath } = loadConfig({ argv: {}, env: {} });
@@ -423,8 +422,14 @@ describe('checks across keys', () => {
     );
     assert.equal(loadConfig({ argv: { 'metrics-linger': '2s' }, env: {} }).config.shutdown.metricsLingerMs, 2000);
     assert.equal(loadConfig({ argv: { 'metrics-linger': '3s', 'release-timeout': '4s' }, env: {} }).config.shutdown.metricsLingerMs, 3000);
-    assert.equal(loadConfig({ argv: { 'metrics-linger': '0', 'release-timeout': '500ms' }, env: {} }).config.shutdown.releaseTimeoutMs, 500);
-    assert.match(configErrorOf({ argv: { 'close-spread': '5s' }, env: {} }), /shutdown\.closeSpread = 5s .*at most shutdown\.closeTimeout = 3s/);
+    assert.equal(
+      loadConfig({ argv: { 'metrics-linger': '0', 'release-timeout': '500ms' }, env: {} }).config.shutdown.releaseTimeoutMs,
+      500,
+    );
+    assert.match(
+      configErrorOf({ argv: { 'close-spread': '5s' }, env: {} }),
+      /shutdown\.closeSpread = 5s .*at most shutdown\.closeTimeout = 3s/,
+    );
     assert.match(
       configErrorOf({ argv: { 'replication-shutdown-poll-min': '1s' }, env: {} }),
       /replication\.shutdownPollMin = 1s .*at most replication\.shutdownPollMax = 500ms/,

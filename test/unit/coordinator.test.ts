@@ -29,7 +29,14 @@ interface Harness {
 
 const quick: Behaviour = async () => ({});
 
-function harness(opts: { behaviours?: Partial<Record<PhaseName, Behaviour>>; deadlineMs?: number; budgetMs?: number; markDrainedIn?: PhaseName | null } = {}): Harness {
+function harness(
+  opts: {
+    behaviours?: Partial<Record<PhaseName, Behaviour>>;
+    deadlineMs?: number;
+    budgetMs?: number;
+    markDrainedIn?: PhaseName | null;
+  } = {},
+): Harness {
   const clock = new ManualClock();
   const metrics = createMetrics(new Registry(), { defaultMetrics: false });
   const logs: Array<Record<string, unknown>> = [];
@@ -46,18 +53,16 @@ function harness(opts: { behaviours?: Partial<Record<PhaseName, Behaviour>>; dea
     reportExtras: () => ({ sessionsClosed: { drained: 3 }, commandsAbandoned: 0 }),
     phases: () => {
       built++;
-      return PHASES.map(
-        (name): Phase => ({
-          name,
-          budgetMs: opts.budgetMs ?? 1000,
-          async run(ctx) {
-            ran.push(name);
-            const r = await (opts.behaviours?.[name] ?? quick)(ctx, clock);
-            if (name === markIn) coordinator.markDrained();
-            return r;
-          },
-        }),
-      );
+      return PHASES.map((name): Phase => ({
+        name,
+        budgetMs: opts.budgetMs ?? 1000,
+        async run(ctx) {
+          ran.push(name);
+          const r = await (opts.behaviours?.[name] ?? quick)(ctx, clock);
+          if (name === markIn) coordinator.markDrained();
+          return r;
+        },
+      }));
     },
   });
   return { clock, coordinator, metrics, logs, ran, built: () => built };
@@ -97,27 +102,41 @@ describe('ShutdownCoordinator', () => {
     const states: Array<[ShutdownState, ShutdownState]> = [];
     h.coordinator.on('state', (to: ShutdownState, from: ShutdownState) => states.push([from, to]));
     await h.coordinator.start('test');
-    assert.deepEqual(states.map(([, to]) => to), ['intercept', 'drain', 'close_clients', 'replication_sync', 'release', 'drained', 'exited']);
+    assert.deepEqual(
+      states.map(([, to]) => to),
+      ['intercept', 'drain', 'close_clients', 'replication_sync', 'release', 'drained', 'exited'],
+    );
     assert.equal(states[0]![0], 'running');
     assert.equal(h.coordinator.state, 'exited');
     const gauge = await h.metrics.shutdownPhase.get();
-    assert.deepEqual(gauge.values.filter((v) => v.value === 1).map((v) => v.labels.phase), ['exited']);
+    assert.deepEqual(
+      gauge.values.filter((v) => v.value === 1).map((v) => v.labels.phase),
+      ['exited'],
+    );
     const started = await h.metrics.shutdownStartedTimestampSeconds.get();
     assert.equal(started.values[0]?.value, h.coordinator.startedAt / 1000);
   });
 
   test('shutdown_phase is one-hot on the phase that runs, written by the coordinator alone', async () => {
     const seen: Array<[PhaseName, string[]]> = [];
-    const onlyOne = (name: PhaseName): Behaviour => async () => {
-      const g = await metricsOf().shutdownPhase.get();
-      seen.push([name, g.values.filter((v) => v.value === 1).map((v) => String(v.labels.phase))]);
-      return {};
-    };
+    const onlyOne =
+      (name: PhaseName): Behaviour =>
+      async () => {
+        const g = await metricsOf().shutdownPhase.get();
+        seen.push([name, g.values.filter((v) => v.value === 1).map((v) => String(v.labels.phase))]);
+        return {};
+      };
     const h = harness({ behaviours: Object.fromEntries(PHASES.map((p) => [p, onlyOne(p)])) });
     const metricsOf = () => h.metrics;
-    assert.deepEqual((await h.metrics.shutdownPhase.get()).values.filter((v) => v.value === 1).map((v) => v.labels.phase), ['running']);
+    assert.deepEqual(
+      (await h.metrics.shutdownPhase.get()).values.filter((v) => v.value === 1).map((v) => v.labels.phase),
+      ['running'],
+    );
     await h.coordinator.start('test');
-    assert.deepEqual(seen, PHASES.map((p) => [p, [p]]));
+    assert.deepEqual(
+      seen,
+      PHASES.map((p) => [p, [p]]),
+    );
   });
 
   test('a fault starts the shutdown; every phase runs and the exit code is 2, the report naming the first fault', async () => {
@@ -126,7 +145,10 @@ describe('ShutdownCoordinator', () => {
     const b = h.coordinator.onFault('unhandled_rejection', 'later');
     assert.equal(b, a, 'a later fault joins the same shutdown');
     const report = await a;
-    assert.deepEqual(report.phases.map((p) => p.outcome), ['completed', 'completed', 'completed', 'completed', 'completed']);
+    assert.deepEqual(
+      report.phases.map((p) => p.outcome),
+      ['completed', 'completed', 'completed', 'completed', 'completed'],
+    );
     assert.equal(report.exitCode, EXIT_PHASE_FAILED);
     assert.equal(report.reason, 'uncaught_exception');
     assert.deepEqual(report['fault'], { kind: 'uncaught_exception', message: 'boom' });
@@ -158,7 +180,9 @@ describe('ShutdownCoordinator', () => {
       ['intercept', 'completed'],
       ['drain', 'forced'],
     ]);
-    assert.ok(h.logs.some((l) => l.msg === 'second signal: forcing the shutdown; remaining phases run without waiting' && l.source === 'SIGINT'));
+    assert.ok(
+      h.logs.some((l) => l.msg === 'second signal: forcing the shutdown; remaining phases run without waiting' && l.source === 'SIGINT'),
+    );
   });
 
   test('a SIGTERM after an HTTP start joins the shutdown and does not force it; only a second signal forces', async () => {
@@ -190,7 +214,9 @@ describe('ShutdownCoordinator', () => {
   });
 
   test('exit code 0 when every phase completed or was skipped', async () => {
-    const h = harness({ behaviours: { replication_sync: async () => ({ outcome: 'skipped', detail: { reason: 'backend is a replica' } }) } });
+    const h = harness({
+      behaviours: { replication_sync: async () => ({ outcome: 'skipped', detail: { reason: 'backend is a replica' } }) },
+    });
     const report = await h.coordinator.start('test');
     assert.equal(report.exitCode, EXIT_OK);
     assert.equal(report.phases.find((p) => p.phase === 'replication_sync')?.outcome, 'skipped');
@@ -203,7 +229,10 @@ describe('ShutdownCoordinator', () => {
     const report = await running;
     assert.equal(report.exitCode, EXIT_PHASE_FAILED);
     assert.equal(report.forced, false);
-    assert.deepEqual(report.phases.map((p) => p.outcome), ['completed', 'timed_out', 'completed', 'completed', 'completed']);
+    assert.deepEqual(
+      report.phases.map((p) => p.outcome),
+      ['completed', 'timed_out', 'completed', 'completed', 'completed'],
+    );
   });
 
   test('exit code 2 when a phase failed', async () => {
@@ -276,7 +305,10 @@ describe('ShutdownCoordinator', () => {
     assert.equal(report.reason, 'SIGTERM');
     assert.equal(report.exitCode, EXIT_PHASE_FAILED);
     assert.equal(report.forced, false);
-    assert.deepEqual(report.phases.map((p) => p.phase), [...PHASES]);
+    assert.deepEqual(
+      report.phases.map((p) => p.phase),
+      [...PHASES],
+    );
     assert.deepEqual(report.phases.find((p) => p.phase === 'close_clients')?.detail, { destroyed: 2 });
     assert.deepEqual(report.sessionsClosed, { drained: 3 });
     assert.equal(report.commandsAbandoned, 0);

@@ -99,7 +99,8 @@ function crdShapeErrors(object: K8sObject): string | undefined {
       const ep = e as Record<string, unknown>;
       if (typeof ep['port'] !== 'string') problems.push(`podMetricsEndpoints[${i}].port is not a port name`);
       for (const d of ['interval', 'scrapeTimeout']) {
-        if (ep[d] !== undefined && !/^(\d+(ms|s|m|h))+$/.test(String(ep[d]))) problems.push(`podMetricsEndpoints[${i}].${d} is not a duration`);
+        if (ep[d] !== undefined && !/^(\d+(ms|s|m|h))+$/.test(String(ep[d])))
+          problems.push(`podMetricsEndpoints[${i}].${d} is not a duration`);
       }
     }
   } else {
@@ -111,7 +112,8 @@ function crdShapeErrors(object: K8sObject): string | undefined {
       if (!Array.isArray(group.rules) || group.rules.length === 0) problems.push(`groups[${i}].rules is empty`);
       for (const [j, r] of (Array.isArray(group.rules) ? group.rules : []).entries()) {
         const rule = r as Record<string, unknown>;
-        if (typeof rule['alert'] !== 'string' && typeof rule['record'] !== 'string') problems.push(`groups[${i}].rules[${j}] is neither alert nor record`);
+        if (typeof rule['alert'] !== 'string' && typeof rule['record'] !== 'string')
+          problems.push(`groups[${i}].rules[${j}] is neither alert nor record`);
         if (typeof rule['expr'] !== 'string') problems.push(`groups[${i}].rules[${j}].expr is not a string`);
       }
     }
@@ -250,7 +252,10 @@ describe('deploy/kubernetes files', () => {
     };
     walk(join(DEPLOY_DIR, 'kubernetes'));
     assert.ok(files.length > 0);
-    assert.deepEqual(files.filter((f) => !applied.has(f)).map((f) => relative(REPO_ROOT, f)), []);
+    assert.deepEqual(
+      files.filter((f) => !applied.has(f)).map((f) => relative(REPO_ROOT, f)),
+      [],
+    );
   });
 
   test('every YAML file under deploy/ parses', () => {
@@ -282,7 +287,10 @@ describe('deploy/kubernetes files', () => {
       return { rest, containers: [...containers, sidecar] };
     };
     assert.deepEqual(normalized('native-sidecar'), normalized('regular'));
-    const objects = (variant: Variant) => Deployment.load(variant).manifests.filter((m) => m.object.kind !== 'StatefulSet').map((m) => m.object);
+    const objects = (variant: Variant) =>
+      Deployment.load(variant)
+        .manifests.filter((m) => m.object.kind !== 'StatefulSet')
+        .map((m) => m.object);
     assert.deepEqual(objects('native-sidecar'), objects('regular'));
   });
 });
@@ -293,12 +301,25 @@ for (const variant of VARIANTS) {
 
     test('holds one StatefulSet, a client Service, a headless Service, a NetworkPolicy, two ConfigMaps (config, dashboard), a Secret, a PodMonitor and a PrometheusRule', () => {
       const kinds = dep.manifests.map((m) => m.object.kind).sort();
-      assert.deepEqual(kinds, ['ConfigMap', 'ConfigMap', 'NetworkPolicy', 'PodMonitor', 'PrometheusRule', 'Secret', 'Service', 'Service', 'StatefulSet']);
+      assert.deepEqual(kinds, [
+        'ConfigMap',
+        'ConfigMap',
+        'NetworkPolicy',
+        'PodMonitor',
+        'PrometheusRule',
+        'Secret',
+        'Service',
+        'Service',
+        'StatefulSet',
+      ]);
     });
 
     test("the sidecar's configuration loads with the project's own loader, and its phase budgets fit in its deadline", () => {
       const { config } = sidecarConfig(dep);
-      assert.ok(phaseBudgetsMs(config) <= config.shutdown.deadlineMs, `budgets ${phaseBudgetsMs(config)} ms <= deadline ${config.shutdown.deadlineMs} ms`);
+      assert.ok(
+        phaseBudgetsMs(config) <= config.shutdown.deadlineMs,
+        `budgets ${phaseBudgetsMs(config)} ms <= deadline ${config.shutdown.deadlineMs} ms`,
+      );
       assert.equal(config.adminToken, dep.secretData('pika-sidecar-admin')['token'], 'the admin token comes from the Secret');
     });
 
@@ -344,11 +365,19 @@ for (const variant of VARIANTS) {
       assert.ok(hook, 'the backend container has a preStop hook');
       if (hook.httpGet) {
         assert.equal(hook.httpGet.path, '/drain/gate');
-        assert.equal(dep.resolvePort(BACKEND_CONTAINER, hook.httpGet.port), config.admin.port, "the gate hook targets the sidecar's admin port");
+        assert.equal(
+          dep.resolvePort(BACKEND_CONTAINER, hook.httpGet.port),
+          config.admin.port,
+          "the gate hook targets the sidecar's admin port",
+        );
         assert.equal(hook.httpGet.host, undefined, "the hook dials the pod's own IP");
         assert.equal(hook.httpGet.scheme ?? 'HTTP', 'HTTP');
         const auth = hook.httpGet.httpHeaders?.find((h) => h.name.toLowerCase() === 'authorization');
-        assert.equal(auth?.value, `Bearer ${config.adminToken ?? ''}`, 'the kubelet is not a loopback caller: the hook presents the admin token');
+        assert.equal(
+          auth?.value,
+          `Bearer ${config.adminToken ?? ''}`,
+          'the kubelet is not a loopback caller: the hook presents the admin token',
+        );
       } else {
         assert.ok(hook.exec, 'the gate hook is httpGet or exec');
         const [shell, flag, script] = hook.exec.command ?? [];
@@ -430,22 +459,40 @@ for (const variant of VARIANTS) {
       // Direct: Pika's own three ports. Fronted: the sidecar's listen port and its +2000/+10001.
       const replicaPorts = fronted ? frontedPorts(config.listen.port) : (backendOf(dep).ports ?? []).map((p) => p.containerPort).sort();
       const headlessTargets = headless[0]!.spec.ports.map((p) => serviceTargetPort(dep.podSpec, p.targetPort ?? p.port)).sort();
-      assert.deepEqual(headlessTargets, replicaPorts, fronted ? "the headless Service carries the sidecar's client and replication ports" : "the headless Service carries Pika's own ports");
-      for (const p of headless[0]!.spec.ports) assert.equal(p.port, serviceTargetPort(dep.podSpec, p.targetPort ?? p.port), 'replicas derive +2000/+10001 from the port they dial: it must be the real one');
+      assert.deepEqual(
+        headlessTargets,
+        replicaPorts,
+        fronted
+          ? "the headless Service carries the sidecar's client and replication ports"
+          : "the headless Service carries Pika's own ports",
+      );
+      for (const p of headless[0]!.spec.ports)
+        assert.equal(
+          p.port,
+          serviceTargetPort(dep.podSpec, p.targetPort ?? p.port),
+          'replicas derive +2000/+10001 from the port they dial: it must be the real one',
+        );
     });
 
-    test(fronted ? "replicas dial the first pod's sidecar through the headless Service, never Pika itself" : "replicas dial the first pod's Pika through the headless Service, never a sidecar", () => {
-      const script = (backendOf(dep).args ?? []).join('\n');
-      const m = /slaveof : ([\w.-]+):(\d+)/.exec(script);
-      assert.ok(m, 'the start script sets slaveof');
-      const headless = (dep.objects('Service') as Array<K8sObject & { spec: ServiceSpec }>).find((s) => s.spec.clusterIP === 'None')!;
-      assert.equal(m[1], `${dep.statefulSet.metadata.name}-0.${headless.metadata.name}`);
-      assert.equal(Number(m[2]), fronted ? sidecarConfig(dep).config.listen.port : dep.namedPort(BACKEND_CONTAINER, 'pika'));
-    });
+    test(
+      fronted
+        ? "replicas dial the first pod's sidecar through the headless Service, never Pika itself"
+        : "replicas dial the first pod's Pika through the headless Service, never a sidecar",
+      () => {
+        const script = (backendOf(dep).args ?? []).join('\n');
+        const m = /slaveof : ([\w.-]+):(\d+)/.exec(script);
+        assert.ok(m, 'the start script sets slaveof');
+        const headless = (dep.objects('Service') as Array<K8sObject & { spec: ServiceSpec }>).find((s) => s.spec.clusterIP === 'None')!;
+        assert.equal(m[1], `${dep.statefulSet.metadata.name}-0.${headless.metadata.name}`);
+        assert.equal(Number(m[2]), fronted ? sidecarConfig(dep).config.listen.port : dep.namedPort(BACKEND_CONTAINER, 'pika'));
+      },
+    );
 
     test(`the NetworkPolicy admits ${fronted ? "the sidecar's replication ports and Pika's client port only from Pika pods, Pika's replication ports from nobody" : "Pika's ports only from Pika pods"}, clients only to the sidecar, the admin port only from monitoring`, () => {
       const { config } = sidecarConfig(dep);
-      const policy = dep.one('NetworkPolicy') as K8sObject & { spec: { podSelector: { matchLabels?: Record<string, string> }; policyTypes?: string[]; ingress?: PolicyRule[] } };
+      const policy = dep.one('NetworkPolicy') as K8sObject & {
+        spec: { podSelector: { matchLabels?: Record<string, string> }; policyTypes?: string[]; ingress?: PolicyRule[] };
+      };
       const labels = dep.podTemplate.metadata.labels;
       assert.ok(matches(policy.spec.podSelector.matchLabels, labels), 'the policy selects the pods');
       assert.ok(policy.spec.policyTypes?.includes('Ingress'));
@@ -464,7 +511,10 @@ for (const variant of VARIANTS) {
       const podOnly = fronted ? [...frontedPorts(config.listen.port).filter((p) => p !== config.listen.port), pikaClient] : pikaPorts;
       if (fronted) {
         for (const port of pikaPorts.filter((p) => p !== pikaClient)) {
-          assert.ok(!rules.some((r) => portsOf(r).includes(port)), `Pika's replication port ${port} is admitted by no rule (loopback only)`);
+          assert.ok(
+            !rules.some((r) => portsOf(r).includes(port)),
+            `Pika's replication port ${port} is admitted by no rule (loopback only)`,
+          );
         }
       }
       for (const port of podOnly) {
@@ -474,11 +524,17 @@ for (const variant of VARIANTS) {
           assert.ok(r.from !== undefined && r.from.length > 0, `Pika port ${port} is not open to everyone`);
           for (const peer of r.from) {
             assert.equal(peer.namespaceSelector, undefined, `Pika port ${port}: peers from this namespace only`);
-            assert.ok(matches(peer.podSelector?.matchLabels, labels) && Object.keys(peer.podSelector?.matchLabels ?? {}).length > 0, `Pika port ${port}: only Pika pods`);
+            assert.ok(
+              matches(peer.podSelector?.matchLabels, labels) && Object.keys(peer.podSelector?.matchLabels ?? {}).length > 0,
+              `Pika port ${port}: only Pika pods`,
+            );
           }
         }
       }
-      assert.ok(rules.some((r) => portsOf(r).includes(config.listen.port)), 'clients may reach the sidecar port');
+      assert.ok(
+        rules.some((r) => portsOf(r).includes(config.listen.port)),
+        'clients may reach the sidecar port',
+      );
       const adminRules = rules.filter((r) => portsOf(r).includes(config.admin.port));
       assert.ok(adminRules.length > 0, 'Prometheus may reach the admin port');
       for (const r of adminRules) assert.ok(r.from !== undefined && r.from.length > 0, 'the admin port is not open to everyone');
@@ -502,10 +558,16 @@ for (const variant of VARIANTS) {
         assert.equal(sc.readOnlyRootFilesystem, true, `${c.name} has a read-only root filesystem`);
         assert.equal(sc.allowPrivilegeEscalation, false, `${c.name} cannot escalate`);
         assert.deepEqual(sc.capabilities?.drop, ['ALL'], `${c.name} drops every capability`);
-        assert.ok(c.resources?.requests?.['cpu'] !== undefined && c.resources.requests['memory'] !== undefined, `${c.name} requests cpu and memory`);
+        assert.ok(
+          c.resources?.requests?.['cpu'] !== undefined && c.resources.requests['memory'] !== undefined,
+          `${c.name} requests cpu and memory`,
+        );
         assert.ok(c.resources.limits?.['memory'] !== undefined, `${c.name} has a memory limit`);
       }
-      const user = dockerfileInstructions().filter((d) => d.instruction === 'USER').at(-1)?.args.split(':')[0];
+      const user = dockerfileInstructions()
+        .filter((d) => d.instruction === 'USER')
+        .at(-1)
+        ?.args.split(':')[0];
       assert.equal(String(sidecarOf(dep).securityContext?.runAsUser), user, "the sidecar's runAsUser is the image's USER");
     });
 
@@ -515,7 +577,10 @@ for (const variant of VARIANTS) {
         assert.equal(init, true);
         assert.equal(container.restartPolicy, 'Always');
         assert.ok(!dep.podSpec.containers.some((c) => c.name === SIDECAR_CONTAINER));
-        assert.deepEqual(dep.nativeSidecars.map((c) => c.name), [SIDECAR_CONTAINER]);
+        assert.deepEqual(
+          dep.nativeSidecars.map((c) => c.name),
+          [SIDECAR_CONTAINER],
+        );
       });
     } else {
       test('the sidecar is a regular container beside Pika', () => {
@@ -535,7 +600,8 @@ for (const variant of VARIANTS) {
         assert.equal(config.listen.port, 9221, "the sidecar takes Pika's usual port, so replicas' slaveof looks as usual");
         assert.equal(config.backend.port, 9321);
         const sidecarPorts = (sidecarOf(dep).ports ?? []).map((p) => p.containerPort);
-        for (const p of backendOf(dep).ports ?? []) assert.ok(!sidecarPorts.includes(p.containerPort), `Pika's ${p.containerPort} is not a sidecar port`);
+        for (const p of backendOf(dep).ports ?? [])
+          assert.ok(!sidecarPorts.includes(p.containerPort), `Pika's ${p.containerPort} is not a sidecar port`);
       });
 
       test('apart from ports, the Pika port and the option, the fronted StatefulSet is the regular one', () => {
@@ -544,7 +610,13 @@ for (const variant of VARIANTS) {
           for (const c of spec.containers) {
             delete c.ports;
             // Shell comments in the start script say which port family replicas dial.
-            if (c.args) c.args = c.args.map((a) => a.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n'));
+            if (c.args)
+              c.args = c.args.map((a) =>
+                a
+                  .split('\n')
+                  .filter((l) => !/^\s*#/.test(l))
+                  .join('\n'),
+              );
           }
           const sidecar = spec.containers.find((c) => c.name === SIDECAR_CONTAINER)!;
           sidecar.args = sidecar.args!.filter((a) => a !== '--replication-front-pika-ports' && !/^[\d.]+:\d+$/.test(a));
@@ -567,16 +639,27 @@ describe('monitoring assets in both deployments', () => {
 
     test(`${variant}: the PodMonitor selects the pods and scrapes the sidecar's admin port at /metrics, at most metricsLinger apart`, () => {
       const pm = dep.one('PodMonitor') as unknown as {
-        spec: { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: Array<{ port: string; path: string; interval: string }> };
+        spec: {
+          selector: { matchLabels: Record<string, string> };
+          podMetricsEndpoints: Array<{ port: string; path: string; interval: string }>;
+        };
       };
-      const podLabels = (dep.statefulSet as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template.metadata.labels;
+      const podLabels = (dep.statefulSet as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec
+        .template.metadata.labels;
       assert.ok(matches(pm.spec.selector.matchLabels, podLabels), 'the selector matches the pod template');
       const [ep] = pm.spec.podMetricsEndpoints;
       assert.equal(ep?.port, 'admin');
       assert.equal(ep?.path, '/metrics');
-      assert.equal(dep.namedPort(SIDECAR_CONTAINER, 'admin'), sidecarConfig(dep).config.admin.port, "the named port is the sidecar's admin port");
+      assert.equal(
+        dep.namedPort(SIDECAR_CONTAINER, 'admin'),
+        sidecarConfig(dep).config.admin.port,
+        "the named port is the sidecar's admin port",
+      );
       const intervalMs = Number(/^(\d+)s$/.exec(ep.interval)?.[1]) * 1000;
-      assert.ok(intervalMs <= sidecarConfig(dep).config.shutdown.metricsLingerMs, `interval ${ep.interval}: a scrape lands inside the linger`);
+      assert.ok(
+        intervalMs <= sidecarConfig(dep).config.shutdown.metricsLingerMs,
+        `interval ${ep.interval}: a scrape lands inside the linger`,
+      );
     });
 
     test(`${variant}: the dashboard is a ConfigMap Grafana discovers, holding a dashboard whose every panel has a query`, () => {
@@ -588,7 +671,8 @@ describe('monitoring assets in both deployments', () => {
       };
       assert.equal(dashboard.uid, 'pika-sidecar');
       assert.ok(dashboard.panels.length >= 6);
-      for (const p of dashboard.panels) assert.ok(p.targets.length > 0 && p.targets.every((t) => t.expr.includes('pika_sidecar_')), p.title);
+      for (const p of dashboard.panels)
+        assert.ok(p.targets.length > 0 && p.targets.every((t) => t.expr.includes('pika_sidecar_')), p.title);
     });
   }
 
@@ -597,7 +681,9 @@ describe('monitoring assets in both deployments', () => {
     const pm = structuredClone(dep.one('PodMonitor')) as unknown as { spec: Record<string, unknown> };
     pm.spec['podMetricsEndpoints'] = [];
     assert.match(crdShapeErrors(pm as unknown as K8sObject) ?? 'accepted', /podMetricsEndpoints is empty/);
-    const rule = structuredClone(dep.one('PrometheusRule')) as unknown as { spec: { groups: Array<{ rules: Array<Record<string, unknown>> }> } };
+    const rule = structuredClone(dep.one('PrometheusRule')) as unknown as {
+      spec: { groups: Array<{ rules: Array<Record<string, unknown>> }> };
+    };
     delete rule.spec.groups[0]!.rules[0]!['expr'];
     assert.match(crdShapeErrors(rule as unknown as K8sObject) ?? 'accepted', /expr is not a string/);
   });
@@ -624,12 +710,19 @@ describe('deploy/Dockerfile', () => {
     const image = sidecarImage();
     assert.deepEqual(image.entrypoint, ['node', '/app/dist/src/cli.js']);
     assert.deepEqual(image.cmd, ['run']);
-    assert.ok(finalStage.some((d) => d.instruction === 'COPY' && d.args.includes('--from=build')), 'the runtime copies the build output');
+    assert.ok(
+      finalStage.some((d) => d.instruction === 'COPY' && d.args.includes('--from=build')),
+      'the runtime copies the build output',
+    );
     assert.ok(!finalStage.some((d) => d.instruction === 'RUN'), 'the runtime stage runs nothing (no shell in distroless)');
   });
 
   test('the image holds the product only: the demo, the harness and the tests stay out', () => {
-    const build = all.slice(0, all.lastIndexOf(froms.at(-1)!)).filter((d) => d.instruction === 'RUN').map((d) => d.args).join(' ');
+    const build = all
+      .slice(0, all.lastIndexOf(froms.at(-1)!))
+      .filter((d) => d.instruction === 'RUN')
+      .map((d) => d.args)
+      .join(' ');
     assert.match(build, /cp -r dist\/src \/app\/dist\/src\b/, 'the build copies dist/src into the image');
     assert.ok(!/cp -r dist\/? /.test(build), 'never the whole of dist/ (dist/harness, dist/demo, dist/test)');
     for (const dir of ['test', 'harness', 'demo']) {
@@ -649,7 +742,10 @@ describe('deploy/Dockerfile', () => {
   });
 
   test('EXPOSE names the ports the manifests use', () => {
-    const exposed = all.filter((d) => d.instruction === 'EXPOSE').flatMap((d) => d.args.split(/\s+/)).map((p) => Number(p.split('/')[0]));
+    const exposed = all
+      .filter((d) => d.instruction === 'EXPOSE')
+      .flatMap((d) => d.args.split(/\s+/))
+      .map((p) => Number(p.split('/')[0]));
     const dep = Deployment.load('regular');
     for (const name of ['client', 'admin']) assert.ok(exposed.includes(dep.namedPort(SIDECAR_CONTAINER, name)), `port ${name} is exposed`);
   });

@@ -43,7 +43,30 @@ describe('durations', () => {
   });
 
   test('words, signs, spaces inside, unknown or uppercase units and other types are refused', () => {
-    for (const input of ['10 seconds', '2 s', '-1s', '-5', '+5', '2S', '1d', '1us', 's', '', 'ms', '1e3', '0x10', '1,5s', null, undefined, true, [], {}, -1, NaN, Infinity]) {
+    for (const input of [
+      '10 seconds',
+      '2 s',
+      '-1s',
+      '-5',
+      '+5',
+      '2S',
+      '1d',
+      '1us',
+      's',
+      '',
+      'ms',
+      '1e3',
+      '0x10',
+      '1,5s',
+      null,
+      undefined,
+      true,
+      [],
+      {},
+      -1,
+      NaN,
+      Infinity,
+    ]) {
       assert.equal(tryParseDuration(input), undefined, JSON.stringify(input));
     }
   });
@@ -60,8 +83,7 @@ describe('durations', () => {
     assert.equal(parseDuration('2s'), 2000);
     assert.throws(
       () => parseDuration('10 seconds'),
-      (err: unknown) =>
-        isSidecarError(err, 'ERR_CONFIG') && err.message.includes('"10 seconds"') && err.message.includes('500ms, 2s, 1m'),
+      (err: unknown) => isSidecarError(err, 'ERR_CONFIG') && err.message.includes('"10 seconds"') && err.message.includes('500ms, 2s, 1m'),
     );
   });
 
@@ -76,9 +98,7 @@ describe('durations', () => {
   });
 
   test('formatting then parsing gives the same milliseconds', () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 0, max: MAX_DURATION_MS }), (ms) => tryParseDuration(formatDuration(ms)) === ms),
-    );
+    fc.assert(fc.property(fc.integer({ min: 0, max: MAX_DURATION_MS }), (ms) => tryParseDuration(formatDuration(ms)) === ms));
   });
 });
 
@@ -108,7 +128,10 @@ describe('sizes', () => {
 
   test('parseSize throws ERR_CONFIG naming the input', () => {
     assert.equal(parseSize('64kb'), 65536);
-    assert.throws(() => parseSize('1k'), (err: unknown) => isSidecarError(err, 'ERR_CONFIG') && err.message.includes('"1k"'));
+    assert.throws(
+      () => parseSize('1k'),
+      (err: unknown) => isSidecarError(err, 'ERR_CONFIG') && err.message.includes('"1k"'),
+    );
   });
 
   test('formatSize picks the largest exact binary unit, and parses back', () => {

@@ -26,7 +26,9 @@ function tsFiles(dir: string): string[] {
 function reached(dir: string): Array<{ file: string; specifier: string; top: string }> {
   const found: Array<{ file: string; specifier: string; top: string }> = [];
   for (const file of tsFiles(join(REPO_ROOT, dir))) {
-    for (const m of readFileSync(file, 'utf8').matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+'(\.[^']+)'|\bimport\('(\.[^']+)'\)/g)) {
+    for (const m of readFileSync(file, 'utf8').matchAll(
+      /(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+'(\.[^']+)'|\bimport\('(\.[^']+)'\)/g,
+    )) {
       const specifier = (m[1] ?? m[2])!;
       const top = relative(REPO_ROOT, resolve(dirname(file), specifier)).split(sep)[0]!;
       found.push({ file: relative(REPO_ROOT, file), specifier, top });

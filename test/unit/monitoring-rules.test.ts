@@ -64,7 +64,10 @@ test('promtool test rules: every alert fires on its series, and a healthy shutdo
 test('a broken rule fails promtool check rules (the check is real)', { skip: noPromtool }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'pika-sidecar-rules-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'rules.yaml'), stringify({ groups: [{ name: 'x', rules: [{ alert: 'X', expr: 'max_over_time(pika_sidecar_exit_code) >' }] }] }));
+  writeFileSync(
+    join(dir, 'rules.yaml'),
+    stringify({ groups: [{ name: 'x', rules: [{ alert: 'X', expr: 'max_over_time(pika_sidecar_exit_code) >' }] }] }),
+  );
   assert.notEqual(promtool(['check', 'rules', join(dir, 'rules.yaml')]).code, 0);
 });
 
@@ -72,12 +75,21 @@ test('every alert has a runbook entry in docs/runbook.md, and its runbook_url po
   const runbook = readFileSync(RUNBOOK, 'utf8');
   const headings = [...runbook.matchAll(/^## (\S+)$/gm)].map((m) => m[1]);
   const alerts = ruleGroups().flatMap((g) => g.rules);
-  assert.deepEqual(headings, alerts.map((r) => r.alert), 'one entry per alert, in the same order');
+  assert.deepEqual(
+    headings,
+    alerts.map((r) => r.alert),
+    'one entry per alert, in the same order',
+  );
   for (const r of alerts) assert.ok(r.annotations.runbook_url?.endsWith(`docs/runbook.md#${r.alert.toLowerCase()}`), r.alert);
 });
 
 test('the alerts name only metrics the sidecar exports (and the Pushgateway stamp)', () => {
-  const exported = new Set([...createMetrics(new Registry()).registry.getMetricsAsArray().map((m) => m.name), ...PUSHGATEWAY_SERIES]);
+  const exported = new Set([
+    ...createMetrics(new Registry())
+      .registry.getMetricsAsArray()
+      .map((m) => m.name),
+    ...PUSHGATEWAY_SERIES,
+  ]);
   for (const r of ruleGroups().flatMap((g) => g.rules)) {
     const names = r.expr.match(/\b(pika_sidecar_[a-z_]+|push_time_seconds)\b/g) ?? [];
     assert.ok(names.length > 0, r.alert);

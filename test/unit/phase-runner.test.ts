@@ -12,7 +12,6 @@ import type { PhaseName } from '../../src/observability/names.js';
 import { ManualClock } from '../support/manual-clock.js';
 import { captureLogs } from '../support/log-capture.js';
 
-
 // ——— fixtures ———
 
 interface Harness {
@@ -92,11 +91,14 @@ describe('PhaseRunner', () => {
     );
     await h.clock.advance(600);
     const records = await running;
-    assert.deepEqual(seen.map((s) => [s.name, s.budgetMs]), [
-      ['intercept', 1000],
-      ['drain', 1700],
-      ['close_clients', 1600],
-    ]);
+    assert.deepEqual(
+      seen.map((s) => [s.name, s.budgetMs]),
+      [
+        ['intercept', 1000],
+        ['drain', 1700],
+        ['close_clients', 1600],
+      ],
+    );
     assert.deepEqual(
       records.map((r) => [r.phase, r.outcome, r.durationMs]),
       [
@@ -119,24 +121,36 @@ describe('PhaseRunner', () => {
     await h.clock.advance(1000);
     await h.clock.advance(0);
     const records = await running;
-    assert.deepEqual(seen.map((s) => s.budgetMs), [1000, 0, 0]);
-    assert.deepEqual(records.map((r) => r.outcome), ['timed_out', 'timed_out', 'completed']);
+    assert.deepEqual(
+      seen.map((s) => s.budgetMs),
+      [1000, 0, 0],
+    );
+    assert.deepEqual(
+      records.map((r) => r.outcome),
+      ['timed_out', 'timed_out', 'completed'],
+    );
   });
 
   test('a phase that overruns its budget is aborted with reason timeout, recorded timed_out, and the next phase still runs', async () => {
     const h = harness();
     const seen: Seen[] = [];
-    const running = h.runner.runAll([worker(h, seen, 'drain', 500, 10_000), worker(h, seen, 'close_clients', 3000, 50)], h.clock.now() + 45_000);
+    const running = h.runner.runAll(
+      [worker(h, seen, 'drain', 500, 10_000), worker(h, seen, 'close_clients', 3000, 50)],
+      h.clock.now() + 45_000,
+    );
     await h.clock.advance(499);
     assert.equal(seen.length, 1, 'drain still runs one tick before its budget ends');
     await h.clock.advance(1);
     await h.clock.advance(50);
     const records = await running;
     assert.equal(seen[0]!.abortReason, 'timeout');
-    assert.deepEqual(records.map((r) => [r.phase, r.outcome, r.durationMs]), [
-      ['drain', 'timed_out', 500],
-      ['close_clients', 'completed', 50],
-    ]);
+    assert.deepEqual(
+      records.map((r) => [r.phase, r.outcome, r.durationMs]),
+      [
+        ['drain', 'timed_out', 500],
+        ['close_clients', 'completed', 50],
+      ],
+    );
     assert.equal(seen[1]!.abortedAtStart, false, 'a timeout is not a force: the next phase starts with a live signal');
   });
 
@@ -174,7 +188,10 @@ describe('PhaseRunner', () => {
     );
     await h.clock.advance(0);
     const records = await running;
-    assert.deepEqual(records.map((r) => r.outcome), ['skipped', 'timed_out', 'failed', 'completed']);
+    assert.deepEqual(
+      records.map((r) => r.outcome),
+      ['skipped', 'timed_out', 'failed', 'completed'],
+    );
     assert.deepEqual(records[0]!.detail, { reason: 'nothing to intercept' });
     assert.deepEqual(records[1]!.detail, { left: 3 });
     assert.equal(records[3]!.detail, undefined, 'no detail, no detail field');
@@ -209,12 +226,15 @@ describe('PhaseRunner', () => {
         ['release', true, true],
       ],
     );
-    assert.deepEqual(records.map((r) => [r.phase, r.outcome]), [
-      ['intercept', 'completed'],
-      ['drain', 'forced'],
-      ['close_clients', 'forced'],
-      ['release', 'skipped'],
-    ]);
+    assert.deepEqual(
+      records.map((r) => [r.phase, r.outcome]),
+      [
+        ['intercept', 'completed'],
+        ['drain', 'forced'],
+        ['close_clients', 'forced'],
+        ['release', 'skipped'],
+      ],
+    );
     assert.equal(records[1]!.durationMs, 100);
     assert.equal(records[2]!.durationMs, 0, 'a forced phase does not wait');
     assert.equal(finishedLine(h, 'drain')?.level, 40, 'a forced phase logs at warn');
@@ -243,23 +263,32 @@ describe('PhaseRunner', () => {
     await h.clock.advance(20);
     const records = await running;
     assert.equal(hungRuns, 1);
-    assert.deepEqual(records.map((r) => [r.phase, r.outcome, r.durationMs]), [
-      ['drain', 'timed_out', 750],
-      ['close_clients', 'completed', 20],
-    ]);
+    assert.deepEqual(
+      records.map((r) => [r.phase, r.outcome, r.durationMs]),
+      [
+        ['drain', 'timed_out', 750],
+        ['close_clients', 'completed', 20],
+      ],
+    );
   });
 
   test('a forced run() that ignores its signal is also left behind after the grace', async () => {
     const h = harness();
-    const running = h.runner.runAll([phase('replication_sync', 20_000, () => new Promise<PhaseResult>(() => undefined)), phase('release', 3000, async () => ({}))], h.clock.now() + 45_000);
+    const running = h.runner.runAll(
+      [phase('replication_sync', 20_000, () => new Promise<PhaseResult>(() => undefined)), phase('release', 3000, async () => ({}))],
+      h.clock.now() + 45_000,
+    );
     await h.clock.advance(1000);
     h.runner.force();
     await h.clock.advance(250);
     const records = await running;
-    assert.deepEqual(records.map((r) => [r.phase, r.outcome, r.durationMs]), [
-      ['replication_sync', 'forced', 1250],
-      ['release', 'forced', 0],
-    ]);
+    assert.deepEqual(
+      records.map((r) => [r.phase, r.outcome, r.durationMs]),
+      [
+        ['replication_sync', 'forced', 1250],
+        ['release', 'forced', 0],
+      ],
+    );
   });
 
   test('onPhase announces each phase before it runs, and outcomes and durations are exported', async () => {
@@ -271,7 +300,10 @@ describe('PhaseRunner', () => {
         await h.clock.sleep(workMs, ctx.signal);
         return {};
       });
-    const running = h.runner.runAll([watch('intercept', 1000, 250), watch('drain', 500, 10_000), watch('close_clients', 1000, 0)], h.clock.now() + 45_000);
+    const running = h.runner.runAll(
+      [watch('intercept', 1000, 250), watch('drain', 500, 10_000), watch('close_clients', 1000, 0)],
+      h.clock.now() + 45_000,
+    );
     await h.clock.advance(250);
     await h.clock.advance(500);
     await h.clock.advance(0);
@@ -322,10 +354,7 @@ describe('PhaseRunner', () => {
   test('a phase that rejects with a non-Error value is recorded failed with that value as text', async () => {
     const h = harness();
     const running = h.runner.runAll(
-      [
-        phase('drain', 1000, () => Promise.reject('plain string')),
-        phase('release', 1000, async () => ({})),
-      ],
+      [phase('drain', 1000, () => Promise.reject('plain string')), phase('release', 1000, async () => ({}))],
       h.clock.now() + 45_000,
     );
     await h.clock.advance(0);
@@ -347,14 +376,20 @@ describe('PhaseRunner', () => {
           ],
           h.clock.now() + 45_000,
         )
-        .then((records) => ({ records, crash: undefined }), (crash: unknown) => ({ records: [], crash }));
+        .then(
+          (records) => ({ records, crash: undefined }),
+          (crash: unknown) => ({ records: [], crash }),
+        );
       await h.clock.advance(0);
       const { records, crash } = await running;
       assert.equal(crash, undefined, 'runAll resolves');
-      assert.deepEqual(records.map((r) => [r.phase, r.outcome]), [
-        ['drain', 'failed'],
-        ['release', 'completed'],
-      ]);
+      assert.deepEqual(
+        records.map((r) => [r.phase, r.outcome]),
+        [
+          ['drain', 'failed'],
+          ['release', 'completed'],
+        ],
+      );
     });
   }
 });

@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyPubSubHead, endsWithZeroCount, PUBSUB_MESSAGE, PUBSUB_OTHER, PUBSUB_SUBSCRIBED, PUBSUB_UNSUBSCRIBED } from '../../src/proxy/pubsub-frames.js';
+import {
+  classifyPubSubHead,
+  endsWithZeroCount,
+  PUBSUB_MESSAGE,
+  PUBSUB_OTHER,
+  PUBSUB_SUBSCRIBED,
+  PUBSUB_UNSUBSCRIBED,
+} from '../../src/proxy/pubsub-frames.js';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 

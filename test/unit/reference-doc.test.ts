@@ -27,9 +27,12 @@ test('docs/reference.md is exactly what the declarations render, so the referenc
 
 test('the reference names every config key, every metric and every exit code, and describes every label', () => {
   const text = renderReference();
-  for (const k of CONFIG_KEYS) assert.ok(text.includes(`| \`${k.path}\` |`) && text.includes(`\`--${k.flag}\``) && text.includes(`\`${k.env}\``), k.path);
-  for (const m of createMetrics(new Registry()).registry.getMetricsAsArray()) assert.ok(text.includes(`| \`${m.name}\` | ${m.type} |`), m.name);
-  for (const c of [...exitCodes.EXIT_CODES, ...exitCodes.TOOL_EXIT_CODES]) assert.ok(text.includes(`| ${c.code} | \`${c.name}\` |`), c.name);
+  for (const k of CONFIG_KEYS)
+    assert.ok(text.includes(`| \`${k.path}\` |`) && text.includes(`\`--${k.flag}\``) && text.includes(`\`${k.env}\``), k.path);
+  for (const m of createMetrics(new Registry()).registry.getMetricsAsArray())
+    assert.ok(text.includes(`| \`${m.name}\` | ${m.type} |`), m.name);
+  for (const c of [...exitCodes.EXIT_CODES, ...exitCodes.TOOL_EXIT_CODES])
+    assert.ok(text.includes(`| ${c.code} | \`${c.name}\` |`), c.name);
   assert.ok(!text.includes(`| ${UNDOCUMENTED} |`), 'every label has its values described in src/docs/reference.ts');
 });
 

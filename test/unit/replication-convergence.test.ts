@@ -78,7 +78,13 @@ describe('pika convergence rules', () => {
   const entry = master.replicas[0]!;
   const ok = (text: string): PikaProbe => ({ ok: true, info: parsePikaReplication(text) });
   const judge = (probe: PikaProbe | undefined, opts: { masterNow?: PikaPositions; entry?: typeof entry | undefined } = {}) =>
-    judgePikaReplica({ address: entry.address, entry: 'entry' in opts ? opts.entry : entry, probe, target, masterNow: opts.masterNow ?? target });
+    judgePikaReplica({
+      address: entry.address,
+      entry: 'entry' in opts ? opts.entry : entry,
+      probe,
+      target,
+      masterNow: opts.masterNow ?? target,
+    });
 
   test('link up, no full sync and every db equal to the target is converged', () => {
     const a = judge(ok(replicaText));
@@ -94,7 +100,13 @@ describe('pika convergence rules', () => {
     assert.equal(same.result.behindBytes, '254');
     assert.equal(same.lagBytes, 254n);
     const files = parsePikaReplication(withBinlog(masterText, 'db0', 3, 10)).positions!;
-    const across = judgePikaReplica({ address: 'a', entry, probe: ok(withBinlog(replicaText, 'db0', 2, 9000)), target: files, masterNow: files });
+    const across = judgePikaReplica({
+      address: 'a',
+      entry,
+      probe: ok(withBinlog(replicaText, 'db0', 2, 9000)),
+      target: files,
+      masterNow: files,
+    });
     assert.equal(across.result.verdict, 'behind');
     assert.equal(across.result.behindBytes, null);
     assert.match(across.result.detail ?? '', /another binlog file/);
@@ -167,15 +179,32 @@ describe('the overall verdict', () => {
   });
 
   test('a replica counted by connected_slaves whose line is missing is never converged', () => {
-    const obs = { dialect: 'redis' as const, info: parseRedisReplication('role:master\r\nconnected_slaves:2\r\nslave0:ip=127.0.0.1,port=1,state=online,offset=10,lag=0\r\nmaster_repl_offset:10\r\n') };
+    const obs = {
+      dialect: 'redis' as const,
+      info: parseRedisReplication(
+        'role:master\r\nconnected_slaves:2\r\nslave0:ip=127.0.0.1,port=1,state=online,offset=10,lag=0\r\nmaster_repl_offset:10\r\n',
+      ),
+    };
     const out = assessReplicas(obs, targetOf(obs)!);
-    assert.deepEqual(out.map((a) => [a.result.address, a.result.verdict]), [['127.0.0.1:1', 'converged'], ['slave1', 'behind']]);
+    assert.deepEqual(
+      out.map((a) => [a.result.address, a.result.verdict]),
+      [
+        ['127.0.0.1:1', 'converged'],
+        ['slave1', 'behind'],
+      ],
+    );
   });
 
   test('a replica listed earlier in the wait and gone now is unreachable', () => {
-    const obs = { dialect: 'redis' as const, info: parseRedisReplication('role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:10\r\n') };
+    const obs = {
+      dialect: 'redis' as const,
+      info: parseRedisReplication('role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:10\r\n'),
+    };
     const out = assessReplicas(obs, targetOf(obs)!, ['127.0.0.1:9']);
-    assert.deepEqual(out.map((a) => [a.result.address, a.result.verdict, a.state]), [['127.0.0.1:9', 'unreachable', 'down']]);
+    assert.deepEqual(
+      out.map((a) => [a.result.address, a.result.verdict, a.state]),
+      [['127.0.0.1:9', 'unreachable', 'down']],
+    );
   });
 });
 
@@ -190,14 +219,32 @@ describe('poll backoff', () => {
         prev = d;
       }
     }
-    assert.equal(pollDelayMs(100, 20, 500, () => 1), 500);
-    assert.equal(pollDelayMs(100, 20, 500, () => 0), 250, 'equal jitter: at least half the capped delay');
-    assert.notEqual(pollDelayMs(5, 20, 500, () => 0.1), pollDelayMs(5, 20, 500, () => 0.9), 'jitter changes the delay');
+    assert.equal(
+      pollDelayMs(100, 20, 500, () => 1),
+      500,
+    );
+    assert.equal(
+      pollDelayMs(100, 20, 500, () => 0),
+      250,
+      'equal jitter: at least half the capped delay',
+    );
+    assert.notEqual(
+      pollDelayMs(5, 20, 500, () => 0.1),
+      pollDelayMs(5, 20, 500, () => 0.9),
+      'jitter changes the delay',
+    );
   });
 
   test('degenerate bounds do not break it', () => {
-    assert.equal(pollDelayMs(3, 100, 50, () => 0.5), 50, 'the maximum wins over a larger minimum');
-    assert.equal(pollDelayMs(-1, 0, 0, () => 0.5), 0);
+    assert.equal(
+      pollDelayMs(3, 100, 50, () => 0.5),
+      50,
+      'the maximum wins over a larger minimum',
+    );
+    assert.equal(
+      pollDelayMs(-1, 0, 0, () => 0.5),
+      0,
+    );
   });
 });
 

@@ -45,8 +45,22 @@ const FACTS: Fact[] = [
     ],
     fullSync: false,
   },
-  { file: 'v3.3.5-slave.txt', role: 'replica', upstream: '10.200.14.148:9223', dbs: { db0: [0n, 87377376n] }, replicas: [], link: 'up', fullSync: false },
-  { file: 'v3.5.1-master.txt', role: 'master', dbs: { db0: [0n, 284n] }, replicas: [['10.224.129.104:9971', { db0: 0n }]], fullSync: false },
+  {
+    file: 'v3.3.5-slave.txt',
+    role: 'replica',
+    upstream: '10.200.14.148:9223',
+    dbs: { db0: [0n, 87377376n] },
+    replicas: [],
+    link: 'up',
+    fullSync: false,
+  },
+  {
+    file: 'v3.5.1-master.txt',
+    role: 'master',
+    dbs: { db0: [0n, 284n] },
+    replicas: [['10.224.129.104:9971', { db0: 0n }]],
+    fullSync: false,
+  },
   {
     file: 'v3.5.1-slave.txt',
     role: 'replica',
@@ -57,7 +71,13 @@ const FACTS: Fact[] = [
     fullSync: false,
     caughtUpWith: 'v3.5.1-master.txt',
   },
-  { file: 'v3.5.3-master.txt', role: 'master', dbs: { db0: [2n, 384n] }, replicas: [['10.224.129.104:9971', { db0: 0n }]], fullSync: false },
+  {
+    file: 'v3.5.3-master.txt',
+    role: 'master',
+    dbs: { db0: [2n, 384n] },
+    replicas: [['10.224.129.104:9971', { db0: 0n }]],
+    fullSync: false,
+  },
   {
     file: 'v3.5.3-slave-full-sync.txt',
     role: 'replica',
@@ -99,7 +119,13 @@ const FACTS: Fact[] = [
     connectStatus: { db0: 'syncing_full' },
     fullSync: true,
   },
-  { file: 'v4.0.1-captured-master.txt', role: 'master', dbs: { db0: [0n, 1254n] }, replicas: [['127.0.0.1:24321', { db0: 0n }]], fullSync: false },
+  {
+    file: 'v4.0.1-captured-master.txt',
+    role: 'master',
+    dbs: { db0: [0n, 1254n] },
+    replicas: [['127.0.0.1:24321', { db0: 0n }]],
+    fullSync: false,
+  },
   {
     file: 'v4.0.1-captured-replica.txt',
     role: 'replica',
@@ -111,7 +137,13 @@ const FACTS: Fact[] = [
     fullSync: false,
     caughtUpWith: 'v4.0.1-captured-master.txt',
   },
-  { file: 'v3.5.0-captured-master.txt', role: 'master', dbs: { db0: [0n, 1245n] }, replicas: [['127.0.0.1:24321', { db0: 0n }]], fullSync: false },
+  {
+    file: 'v3.5.0-captured-master.txt',
+    role: 'master',
+    dbs: { db0: [0n, 1245n] },
+    replicas: [['127.0.0.1:24321', { db0: 0n }]],
+    fullSync: false,
+  },
   {
     file: 'v3.5.0-captured-replica.txt',
     role: 'replica',
@@ -145,7 +177,9 @@ function judgePair(masterText: string, replicaText: string, entryIndex = 0) {
 
 describe('pika INFO replication fixtures', () => {
   test('every fixture file in the directory has its facts asserted here, and every README row names a file', () => {
-    const files = readdirSync(pikaFixturesDir()).filter((f) => f.endsWith('.txt')).sort();
+    const files = readdirSync(pikaFixturesDir())
+      .filter((f) => f.endsWith('.txt'))
+      .sort();
     assert.deepEqual(files, FACTS.map((f) => f.file).sort());
     const readme = readFileSync(join(pikaFixturesDir(), 'README.md'), 'utf8');
     const rows = [...readme.matchAll(/^\| (v[\w.-]+\.txt) \|/gm)].map((m) => m[1]);
@@ -159,13 +193,15 @@ describe('pika INFO replication fixtures', () => {
       assert.equal(info.role, fact.role);
 
       assert.ok(info.positions, 'positions readable');
-      assert.deepEqual(
-        Object.fromEntries([...info.positions].map(([db, p]) => [db, [p.filenum, p.offset]])),
-        fact.dbs,
-      );
+      assert.deepEqual(Object.fromEntries([...info.positions].map(([db, p]) => [db, [p.filenum, p.offset]])), fact.dbs);
 
       assert.deepEqual(
-        info.replicas.map((r) => [r.address, Object.fromEntries([...r.lags].map(([db, l]) => [db, l.kind === 'bytes' ? l.bytes : l.kind === 'full_syncing' ? 'full syncing' : l.kind]))]),
+        info.replicas.map((r) => [
+          r.address,
+          Object.fromEntries(
+            [...r.lags].map(([db, l]) => [db, l.kind === 'bytes' ? l.bytes : l.kind === 'full_syncing' ? 'full syncing' : l.kind]),
+          ),
+        ]),
         fact.replicas,
       );
       if (fact.role === 'master') {
@@ -194,14 +230,23 @@ describe('pika INFO replication fixtures', () => {
 
   test('a replica in full sync is never caught up, even against its own (0, 0) position', () => {
     for (const f of ['v3.5.3-slave-full-sync.txt', 'v4.0.1-slave-full-sync.txt']) {
-      const standalone = readPikaFixture('v4.0.1-standalone.txt').replace('connected_slaves:0', 'connected_slaves:1\r\nslave0:ip=127.0.0.1,port=1,conn_fd=1,lag=(db0:0)');
+      const standalone = readPikaFixture('v4.0.1-standalone.txt').replace(
+        'connected_slaves:0',
+        'connected_slaves:1\r\nslave0:ip=127.0.0.1,port=1,conn_fd=1,lag=(db0:0)',
+      );
       assert.equal(judgePair(standalone, readPikaFixture(f)).verdict, 'full_sync', f);
     }
   });
 
   test('the master line of a replica in full sync makes it full_sync before its own INFO is read', () => {
     const master = pika('v4.0.1-master-two-slaves.txt');
-    const r = judgePikaReplica({ address: '10.0.0.3:9221', entry: master.replicas[1], probe: undefined, target: master.positions!, masterNow: master.positions! });
+    const r = judgePikaReplica({
+      address: '10.0.0.3:9221',
+      entry: master.replicas[1],
+      probe: undefined,
+      target: master.positions!,
+      masterNow: master.positions!,
+    });
     assert.equal(r.result.verdict, 'full_sync');
     assert.equal(r.state, 'full_sync');
   });
@@ -256,7 +301,10 @@ describe('pika INFO replication fixtures', () => {
   });
 
   test('is_eligible_for_master_election:false alone marks a full sync', () => {
-    const text = readPikaFixture('v4.0.1-captured-replica.txt').replace('is_eligible_for_master_election:true', 'is_eligible_for_master_election:false');
+    const text = readPikaFixture('v4.0.1-captured-replica.txt').replace(
+      'is_eligible_for_master_election:true',
+      'is_eligible_for_master_election:false',
+    );
     assert.equal(parsePikaReplication(text).inFullSync, true);
   });
 });
@@ -277,13 +325,20 @@ describe('pika lag values', () => {
     const master = readPikaFixture('v4.0.1-captured-master.txt').replace('lag=(db0:0)', 'lag=(db0:18446744073709551000)');
     const info = parsePikaReplication(master);
     assert.equal(info.replicas[0]?.lags.get('db0')?.kind, 'unknown');
-    const r = judgePikaReplica({ address: 'a', entry: info.replicas[0], probe: undefined, target: info.positions!, masterNow: info.positions! });
+    const r = judgePikaReplica({
+      address: 'a',
+      entry: info.replicas[0],
+      probe: undefined,
+      target: info.positions!,
+      masterNow: info.positions!,
+    });
     assert.notEqual(r.result.verdict, 'converged');
     assert.equal(r.lagBytes, null);
   });
 
   test('several dbs in one lag list are read apart', () => {
-    const text = 'role:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=9221,conn_fd=1,lag=(db0:5)(db1:full syncing)(db2:not syncing)\r\n';
+    const text =
+      'role:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=9221,conn_fd=1,lag=(db0:5)(db1:full syncing)(db2:not syncing)\r\n';
     const lags = parsePikaReplication(text).replicas[0]?.lags;
     assert.deepEqual(lags?.get('db0'), { kind: 'bytes', bytes: 5n });
     assert.equal(lags?.get('db1')?.kind, 'full_syncing');
@@ -449,13 +504,24 @@ describe('positions as BigInt', () => {
     assert.equal(binlogDistance(p(2n, 100n), p(2n, 384n)), 284n);
     assert.equal(binlogDistance(p(1n, 100n), p(2n, 384n)), null, 'across files the distance is unknown');
     assert.equal(binlogDistance(p(2n, 500n), p(2n, 384n)), null);
-    assert.equal(formatPikaPositions(new Map([['db10', p(0n, 1n)], ['db2', p(3n, 4n)]])), 'db2=3:4,db10=0:1');
+    assert.equal(
+      formatPikaPositions(
+        new Map([
+          ['db10', p(0n, 1n)],
+          ['db2', p(3n, 4n)],
+        ]),
+      ),
+      'db2=3:4,db10=0:1',
+    );
   });
 });
 
 describe('dialect detection', () => {
   test('INFO server decides: pika_version is pika, redis_version is redis, pika wins when both appear', () => {
-    assert.deepEqual(dialectFromInfoServer('# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:0\r\n'), { dialect: 'redis', version: '7.0.15' });
+    assert.deepEqual(dialectFromInfoServer('# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:0\r\n'), {
+      dialect: 'redis',
+      version: '7.0.15',
+    });
     assert.deepEqual(dialectFromInfoServer(pikaServerInfo(9221)), { dialect: 'pika', version: '4.0.0' });
     assert.equal(dialectFromInfoServer('redis_version:6.2.0\r\npika_version:3.5.0\r\n').dialect, 'pika');
     assert.equal(dialectFromInfoServer('# Server\r\nfoo:bar\r\n').dialect, 'unknown');

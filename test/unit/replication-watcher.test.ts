@@ -111,7 +111,12 @@ function verdicts(r: ConvergenceResult): Array<[string, string]> {
 
 describe('normal-service polling', () => {
   test('a poll of a redis master shows role, positions and replica states in snapshot() and the metrics', async (t) => {
-    const control = redisControl(() => redisMaster(100, [{ port: 7001, offset: 90 }, { port: 7002, state: 'wait_bgsave', offset: 0 }]));
+    const control = redisControl(() =>
+      redisMaster(100, [
+        { port: 7001, offset: 90 },
+        { port: 7002, state: 'wait_bgsave', offset: 0 },
+      ]),
+    );
     const { watcher, registry } = makeWatcher(t, control);
     await watcher.pollOnce();
     const s = watcher.snapshot();
@@ -136,8 +141,14 @@ describe('normal-service polling', () => {
   });
 
   test('the lag series of a replica that disappeared is removed, and convergence is 1 once all reached the master', async (t) => {
-    let replicas = [{ port: 7001, offset: 100 }, { port: 7002, offset: 40 }];
-    const { watcher, registry } = makeWatcher(t, redisControl(() => redisMaster(100, replicas)));
+    let replicas = [
+      { port: 7001, offset: 100 },
+      { port: 7002, offset: 40 },
+    ];
+    const { watcher, registry } = makeWatcher(
+      t,
+      redisControl(() => redisMaster(100, replicas)),
+    );
     await watcher.pollOnce();
     assert.equal(await metric(registry, 'replica_lag_bytes', { replica: '127.0.0.1:7002' }), 60);
     replicas = [{ port: 7001, offset: 100 }];
@@ -145,7 +156,10 @@ describe('normal-service polling', () => {
     assert.equal(await metric(registry, 'replica_lag_bytes', { replica: '127.0.0.1:7002' }), undefined);
     assert.equal(await metric(registry, 'replica_lag_bytes', { replica: '127.0.0.1:7001' }), 0);
     assert.equal(await metric(registry, 'replication_converged'), 1);
-    assert.deepEqual(watcher.snapshot().replicas.map((r) => r.address), ['127.0.0.1:7001']);
+    assert.deepEqual(
+      watcher.snapshot().replicas.map((r) => r.address),
+      ['127.0.0.1:7001'],
+    );
     assert.equal(watcher.snapshot().converged, true);
   });
 
@@ -165,8 +179,12 @@ describe('normal-service polling', () => {
   });
 
   test('a replica backend shows role replica, converged unknown, and its own replicas', async (t) => {
-    const text = 'role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7000\r\nmaster_link_status:up\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=7005,state=online,offset=5,lag=0\r\nmaster_repl_offset:5\r\n';
-    const { watcher, registry } = makeWatcher(t, redisControl(() => text));
+    const text =
+      'role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7000\r\nmaster_link_status:up\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=7005,state=online,offset=5,lag=0\r\nmaster_repl_offset:5\r\n';
+    const { watcher, registry } = makeWatcher(
+      t,
+      redisControl(() => text),
+    );
     await watcher.pollOnce();
     assert.equal(watcher.snapshot().role, 'replica');
     assert.equal(watcher.snapshot().converged, null);
@@ -191,11 +209,19 @@ describe('normal-service polling', () => {
     assert.equal(s.converged, null);
     assert.equal(s.replicas.length, 1);
     assert.equal(await metric(registry, 'replication_converged'), 0);
-    assert.equal(lines.filter((l) => l.level === 'warn' && /could not read the replication state/.test(String(l.msg))).length, 1, 'one warning per distinct error');
+    assert.equal(
+      lines.filter((l) => l.level === 'warn' && /could not read the replication state/.test(String(l.msg))).length,
+      1,
+      'one warning per distinct error',
+    );
   });
 
   test('an INFO text without a role or position shows unknown, never converged', async (t) => {
-    const { watcher } = makeWatcher(t, redisControl(() => 'garbage\r\n'), { backendKind: 'redis' });
+    const { watcher } = makeWatcher(
+      t,
+      redisControl(() => 'garbage\r\n'),
+      { backendKind: 'redis' },
+    );
     await watcher.pollOnce();
     assert.equal(watcher.snapshot().role, 'unknown');
     assert.equal(watcher.snapshot().converged, null);
@@ -233,7 +259,10 @@ describe('convergence wait (redis rules)', () => {
   });
 
   test('a master without replicas is skipped', async (t) => {
-    const { watcher } = makeWatcher(t, redisControl(() => redisMaster(42, [])));
+    const { watcher } = makeWatcher(
+      t,
+      redisControl(() => redisMaster(42, [])),
+    );
     const r = await watcher.waitForConvergence(2000, new AbortController().signal);
     assert.equal(r.outcome, 'skipped');
     assert.equal(r.target, '42');
@@ -242,7 +271,10 @@ describe('convergence wait (redis rules)', () => {
 
   test('a replica the last poll listed and the master no longer lists is waited for, and is not converged', async (t) => {
     let replicas: Array<{ port: number; offset: number }> = [{ port: 7001, offset: 42 }];
-    const { watcher, lines } = makeWatcher(t, redisControl(() => redisMaster(42, replicas)));
+    const { watcher, lines } = makeWatcher(
+      t,
+      redisControl(() => redisMaster(42, replicas)),
+    );
     await watcher.pollOnce();
     replicas = []; // killed or promoted just before the shutdown: gone from INFO before the target is recorded
     const r = await watcher.waitForConvergence(300, new AbortController().signal);
@@ -256,7 +288,10 @@ describe('convergence wait (redis rules)', () => {
     const control = redisControl(() => {
       polls++;
       const acked = Math.min(100, 40 + polls * 20);
-      return redisMaster(100, [{ port: 7001, offset: acked }, { port: 7002, offset: 100 }]);
+      return redisMaster(100, [
+        { port: 7001, offset: acked },
+        { port: 7002, offset: 100 },
+      ]);
     });
     const { watcher, lines } = makeWatcher(t, control);
     const r = await watcher.waitForConvergence(5000, new AbortController().signal);
@@ -265,11 +300,17 @@ describe('convergence wait (redis rules)', () => {
     assert.equal(r.target, '100');
     assert.equal(r.targetMoved, false);
     assert.equal(r.writePause, 'applied');
-    assert.deepEqual(verdicts(r), [['127.0.0.1:7001', 'converged'], ['127.0.0.1:7002', 'converged']]);
+    assert.deepEqual(verdicts(r), [
+      ['127.0.0.1:7001', 'converged'],
+      ['127.0.0.1:7002', 'converged'],
+    ]);
     assert.ok(r.replicas.every((x) => x.behindBytes === '0'));
     assert.ok(polls >= 4, 'polled until 7001 caught up, then once more after the settle delay');
     const pause = control.calls.find((c) => c[0] === 'CLIENT' && c[1] === 'PAUSE');
-    assert.ok(pause && pause[3] === 'WRITE' && Number(pause[2]) > 0 && Number(pause[2]) <= 5000, `pause for the remaining budget: ${pause?.join(' ')}`);
+    assert.ok(
+      pause && pause[3] === 'WRITE' && Number(pause[2]) > 0 && Number(pause[2]) <= 5000,
+      `pause for the remaining budget: ${pause?.join(' ')}`,
+    );
     assert.equal(control.count('CLIENT', 'UNPAUSE'), 0, 'the backend is about to stop: the pause is kept');
     const pauseAt = control.calls.findIndex((c) => c[1] === 'PAUSE');
     const targetRead = control.calls.findIndex((c, i) => i > pauseAt && c[1] === 'replication');
@@ -282,7 +323,15 @@ describe('convergence wait (redis rules)', () => {
     let polls = 0;
     const control = redisControl(() => {
       polls++;
-      return redisMaster(100, polls === 2 ? [{ port: 7001, offset: 100 }] : [{ port: 7001, offset: 100 }, { port: 7002, offset: 100 }]);
+      return redisMaster(
+        100,
+        polls === 2
+          ? [{ port: 7001, offset: 100 }]
+          : [
+              { port: 7001, offset: 100 },
+              { port: 7002, offset: 100 },
+            ],
+      );
     });
     const { watcher } = makeWatcher(t, control, { config: { pauseWrites: false } });
     const r = await watcher.waitForConvergence(5000, new AbortController().signal);
@@ -305,14 +354,22 @@ describe('convergence wait (redis rules)', () => {
   });
 
   test('an exhausted budget times out naming each replica and how far behind it is, and keeps the pause', async (t) => {
-    const control = redisControl(() => redisMaster(100, [{ port: 7001, offset: 100 }, { port: 7002, offset: 30 }]));
+    const control = redisControl(() =>
+      redisMaster(100, [
+        { port: 7001, offset: 100 },
+        { port: 7002, offset: 30 },
+      ]),
+    );
     const { watcher } = makeWatcher(t, control);
     const t0 = Date.now();
     const r = await watcher.waitForConvergence(300, new AbortController().signal);
     const took = Date.now() - t0;
     assert.equal(r.outcome, 'timed_out');
     assert.ok(took >= 290 && took < 1500, `bounded by the budget (${took} ms)`);
-    assert.deepEqual(verdicts(r), [['127.0.0.1:7001', 'converged'], ['127.0.0.1:7002', 'behind']]);
+    assert.deepEqual(verdicts(r), [
+      ['127.0.0.1:7001', 'converged'],
+      ['127.0.0.1:7002', 'behind'],
+    ]);
     assert.equal(r.replicas[1]?.behindBytes, '70');
     assert.match(r.reason, /127\.0\.0\.1:7002 behind \(behind by 70 bytes\)/);
     assert.equal(control.count('CLIENT', 'UNPAUSE'), 0);
@@ -469,7 +526,12 @@ describe('pika probes', () => {
 
   test('each replica is asked at its announced client port, or at its override', async (t) => {
     const dialled: string[] = [];
-    const control = pikaControl(() => withReplicaAddresses(masterText, [{ host: '10.0.0.2', port: 9221 }, { host: '127.0.0.1', port: 7002 }]));
+    const control = pikaControl(() =>
+      withReplicaAddresses(masterText, [
+        { host: '10.0.0.2', port: 9221 },
+        { host: '127.0.0.1', port: 7002 },
+      ]),
+    );
     const { watcher, registry } = makeWatcher(t, control, {
       config: { addressOverrides: { '10.0.0.2:9221': '127.0.0.1:7001' } },
       connect: (host, port) => {
@@ -495,7 +557,9 @@ describe('pika probes', () => {
   test('a probe that fails is destroyed, reported unreachable, and replaced on the next poll', async (t) => {
     const probes: ScriptedClient[] = [];
     let refuse = true;
-    const control = pikaControl(() => withReplicaAddresses(readPikaFixture('v4.0.1-captured-master.txt'), [{ host: '127.0.0.1', port: 7001 }]));
+    const control = pikaControl(() =>
+      withReplicaAddresses(readPikaFixture('v4.0.1-captured-master.txt'), [{ host: '127.0.0.1', port: 7001 }]),
+    );
     const { watcher } = makeWatcher(t, control, {
       connect: () => {
         const c = new ScriptedClient(() => {
@@ -523,7 +587,9 @@ describe('pika probes', () => {
       const base = withReplicaAddresses(readPikaFixture('v4.0.1-captured-master.txt'), [{ host: '127.0.0.1', port: 7001 }]);
       return masterReads === 1 ? base : withBinlog(base, 'db0', 0, 1300);
     });
-    const { watcher } = makeWatcher(t, control, { connect: () => new ScriptedClient(() => withBinlog(readPikaFixture('v4.0.1-captured-replica.txt'), 'db0', 0, 1300)) });
+    const { watcher } = makeWatcher(t, control, {
+      connect: () => new ScriptedClient(() => withBinlog(readPikaFixture('v4.0.1-captured-replica.txt'), 'db0', 0, 1300)),
+    });
     await watcher.pollOnce();
     assert.equal(masterReads, 2);
     assert.equal(watcher.snapshot().converged, true);
@@ -532,7 +598,10 @@ describe('pika probes', () => {
 
   test('replicas that leave the master list lose their probe connection; close() closes the rest', async (t) => {
     const probes = new Map<string, ScriptedClient>();
-    let listed = [{ host: '127.0.0.1', port: 7001 }, { host: '127.0.0.1', port: 7002 }];
+    let listed = [
+      { host: '127.0.0.1', port: 7001 },
+      { host: '127.0.0.1', port: 7002 },
+    ];
     const control = pikaControl(() => {
       const two = readPikaFixture('v4.0.1-master-two-slaves.txt').replace('lag=(db0:full syncing)', 'lag=(db0:0)');
       const text = listed.length === 2 ? two : two.replace(/^slave1:.*\r\n/m, '').replace('connected_slaves:2', 'connected_slaves:1');

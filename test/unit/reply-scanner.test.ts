@@ -190,9 +190,18 @@ describe('ReplyScanner: sequences and state', () => {
     const bytes = Buffer.from('*1\r\n'.repeat(depth) + ':1\r\n+OK\r\n');
     const whole = feed([bytes]);
     assert.equal(whole.error, undefined);
-    assert.deepEqual(whole.frames.map((f) => [f.end, f.kind]), [[depth * 4 + 4, R], [depth * 4 + 9, R]]);
+    assert.deepEqual(
+      whole.frames.map((f) => [f.end, f.kind]),
+      [
+        [depth * 4 + 4, R],
+        [depth * 4 + 9, R],
+      ],
+    );
     const cut = 4096;
-    assert.deepEqual(feed([bytes.subarray(0, cut), bytes.subarray(cut)]).frames.map((f) => f.end), [depth * 4 + 4, depth * 4 + 9]);
+    assert.deepEqual(
+      feed([bytes.subarray(0, cut), bytes.subarray(cut)]).frames.map((f) => f.end),
+      [depth * 4 + 4, depth * 4 + 9],
+    );
   });
 });
 

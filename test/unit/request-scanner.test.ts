@@ -175,10 +175,7 @@ describe('RequestScanner: RESP arrays', () => {
 
   test('empty and binary arguments are framed by length, whatever bytes they hold', () => {
     const value = '\r\n*1\r\n$4\r\nPING\r\n\0\n';
-    check(array('SET', '', value) + array('ECHO', ''), [
-      { argc: 3, endAt: array('SET', '', value).length },
-      { argc: 2 },
-    ]);
+    check(array('SET', '', value) + array('ECHO', ''), [{ argc: 3, endAt: array('SET', '', value).length }, { argc: 2 }]);
   });
 
   test('a pipeline of many commands in one buffer gives one EV_NAME/EV_END pair each, in order', () => {
@@ -206,7 +203,7 @@ describe('RequestScanner: RESP arrays', () => {
     assertSameAsWhole(whole, feed(scanner(), pieces), '7-byte pieces');
   });
 
-  test('the byte after a header line\'s CR is skipped unread, as Redis does', () => {
+  test("the byte after a header line's CR is skipped unread, as Redis does", () => {
     // "*1\rX" is a count of 1 for redis-server 7.0.15, which then answers the PING
     check('*1\rX$4\r\nPING\r\n', [{ name: 'ping', argc: 1, endAt: 14 }]);
     check('*1\r\n$4\rXPING\r\n', [{ name: 'ping', argc: 1, endAt: 14 }]);
@@ -320,15 +317,12 @@ describe('RequestScanner: classification', () => {
   });
 
   test('CLIENT REPLY OFF/ON/SKIP is recognised in any case, in arrays and inline', () => {
-    check(
-      array('CLIENT', 'REPLY', 'OFF') + array('client', 'reply', 'on') + 'Client Reply Skip\r\n' + 'CLIENT "reply" \'off\'\r\n',
-      [
-        { kind: Cmd.CLIENT, argc: 3, clientReply: REPLY_OFF },
-        { kind: Cmd.CLIENT, clientReply: REPLY_ON },
-        { kind: Cmd.CLIENT, clientReply: REPLY_SKIP },
-        { kind: Cmd.CLIENT, clientReply: REPLY_OFF },
-      ],
-    );
+    check(array('CLIENT', 'REPLY', 'OFF') + array('client', 'reply', 'on') + 'Client Reply Skip\r\n' + 'CLIENT "reply" \'off\'\r\n', [
+      { kind: Cmd.CLIENT, argc: 3, clientReply: REPLY_OFF },
+      { kind: Cmd.CLIENT, clientReply: REPLY_ON },
+      { kind: Cmd.CLIENT, clientReply: REPLY_SKIP },
+      { kind: Cmd.CLIENT, clientReply: REPLY_OFF },
+    ]);
   });
 
   test('CLIENT REPLY with the wrong argument count or value, and other CLIENT commands, are not REPLY changes', () => {
@@ -340,29 +334,19 @@ describe('RequestScanner: classification', () => {
         array('CLIENT', 'SETNAME', 'off') +
         array('CLIENT', 'REPLYX', 'off') +
         array('PING', 'REPLY', 'OFF'),
-      [
-        { clientReply: 0, argc: 4 },
-        { clientReply: 0 },
-        { clientReply: 0 },
-        { clientReply: 0 },
-        { clientReply: 0 },
-        { clientReply: 0 },
-      ],
+      [{ clientReply: 0, argc: 4 }, { clientReply: 0 }, { clientReply: 0 }, { clientReply: 0 }, { clientReply: 0 }, { clientReply: 0 }],
     );
   });
 
   test('HELLO 2 and HELLO 3 report the protocol version; anything else reports 0', () => {
-    check(
-      array('HELLO', '3') + 'hello 2 AUTH u p\r\n' + array('HELLO') + array('HELLO', '03') + array('HELLO', '4') + array('PING', '3'),
-      [
-        { kind: Cmd.HELLO, helloVersion: 3 },
-        { kind: Cmd.HELLO, helloVersion: 2, argc: 5 },
-        { helloVersion: 0 },
-        { helloVersion: 0 },
-        { helloVersion: 0 },
-        { helloVersion: 0 },
-      ],
-    );
+    check(array('HELLO', '3') + 'hello 2 AUTH u p\r\n' + array('HELLO') + array('HELLO', '03') + array('HELLO', '4') + array('PING', '3'), [
+      { kind: Cmd.HELLO, helloVersion: 3 },
+      { kind: Cmd.HELLO, helloVersion: 2, argc: 5 },
+      { helloVersion: 0 },
+      { helloVersion: 0 },
+      { helloVersion: 0 },
+      { helloVersion: 0 },
+    ]);
   });
 
   test('XREAD and XREADGROUP report BLOCK when it is an option before a well-formed STREAMS list', () => {
@@ -498,7 +482,7 @@ describe('RequestScanner: protocol errors, worded as redis-server 7.0.15 words t
     }
   });
 
-  test('counts over 10 and bulks over 16384 pass (the unauthenticated limits are the backend\'s to apply)', () => {
+  test("counts over 10 and bulks over 16384 pass (the unauthenticated limits are the backend's to apply)", () => {
     assert.equal(feed(scanner(), [Buffer.from('*11\r\n' + '$1\r\nx\r\n'.repeat(11))]).error, undefined);
     assert.equal(feed(scanner(), [Buffer.from(array('SET', 'k', 'x'.repeat(16385)), 'latin1')]).error, undefined);
   });
@@ -527,7 +511,10 @@ describe('RequestScanner: limits', () => {
 
   test('a bulk length line over 64 KiB with no CR is "too big bulk count string", even without a $', () => {
     const head = Buffer.from('*2\r\n$4\r\nECHO\r\n', 'latin1');
-    assert.equal(feed(scanner(), [head, Buffer.from('$' + '1'.repeat(64 * 1024), 'latin1')]).error, 'Protocol error: too big bulk count string');
+    assert.equal(
+      feed(scanner(), [head, Buffer.from('$' + '1'.repeat(64 * 1024), 'latin1')]).error,
+      'Protocol error: too big bulk count string',
+    );
     assert.equal(feed(scanner(), [head, Buffer.alloc(70_000, 0x58)]).error, 'Protocol error: too big bulk count string');
   });
 

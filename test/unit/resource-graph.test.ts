@@ -54,14 +54,20 @@ describe('ResourceGraph', () => {
 
   test('order() throws on a cycle, naming it', () => {
     const calls: string[] = [];
-    const g = new ResourceGraph().add(resource(calls, 'a', ['c'])).add(resource(calls, 'b', ['a'])).add(resource(calls, 'c', ['b']));
+    const g = new ResourceGraph()
+      .add(resource(calls, 'a', ['c']))
+      .add(resource(calls, 'b', ['a']))
+      .add(resource(calls, 'c', ['b']));
     assert.throws(() => g.order(), /resource graph has a cycle: a -> c -> b -> a/);
   });
 
   test('order() throws on a self-dependency and on an unknown dependency', () => {
     const calls: string[] = [];
     assert.throws(() => new ResourceGraph().add(resource(calls, 'a', ['a'])).order(), /cycle/);
-    assert.throws(() => new ResourceGraph().add(resource(calls, 'pool', ['pollerz'])).order(), /resource pool depends on unknown resource pollerz/);
+    assert.throws(
+      () => new ResourceGraph().add(resource(calls, 'pool', ['pollerz'])).order(),
+      /resource pool depends on unknown resource pollerz/,
+    );
   });
 
   test('a resource declared twice is refused', () => {
@@ -78,11 +84,14 @@ describe('ResourceGraph', () => {
       .add(resource(calls, 'c', ['b']));
     const records = await g.release(new AbortController().signal, quietLogger());
     assert.deepEqual(calls, ['close a', 'close b', 'close c']);
-    assert.deepEqual(records.map((r) => [r.name, r.outcome]), [
-      ['a', 'closed'],
-      ['b', 'closed'],
-      ['c', 'closed'],
-    ]);
+    assert.deepEqual(
+      records.map((r) => [r.name, r.outcome]),
+      [
+        ['a', 'closed'],
+        ['b', 'closed'],
+        ['c', 'closed'],
+      ],
+    );
   });
 
   test('a close() that never resolves is cut by the abort signal: it is destroyed, and so is everything after it', async () => {
@@ -101,12 +110,15 @@ describe('ResourceGraph', () => {
       .add(resource(calls, 'stop_gate', ['control']));
     const records = await g.release(ac.signal, quietLogger(lines));
     assert.deepEqual(calls, ['close pollers', 'close pool', 'destroy pool', 'destroy control', 'destroy stop_gate']);
-    assert.deepEqual(records.map((r) => [r.name, r.outcome]), [
-      ['pollers', 'closed'],
-      ['pool', 'destroyed'],
-      ['control', 'destroyed'],
-      ['stop_gate', 'destroyed'],
-    ]);
+    assert.deepEqual(
+      records.map((r) => [r.name, r.outcome]),
+      [
+        ['pollers', 'closed'],
+        ['pool', 'destroyed'],
+        ['control', 'destroyed'],
+        ['stop_gate', 'destroyed'],
+      ],
+    );
     assert.ok(lines.some((l) => l.msg === 'destroyed pool (its close ran out of time)'));
   });
 
@@ -126,11 +138,14 @@ describe('ResourceGraph', () => {
       .add(resource(calls, 'stop_gate', ['control']));
     const records = await g.release(new AbortController().signal, quietLogger());
     assert.deepEqual(calls, ['close pool', 'destroy pool', 'close control', 'destroy control', 'close stop_gate']);
-    assert.deepEqual(records.map((r) => [r.name, r.outcome, r.error]), [
-      ['pool', 'failed', 'pool close exploded'],
-      ['control', 'failed', 'control close rejected'],
-      ['stop_gate', 'closed', undefined],
-    ]);
+    assert.deepEqual(
+      records.map((r) => [r.name, r.outcome, r.error]),
+      [
+        ['pool', 'failed', 'pool close exploded'],
+        ['control', 'failed', 'control close rejected'],
+        ['stop_gate', 'closed', undefined],
+      ],
+    );
   });
 
   test('a destroy() that throws does not stop the release', async () => {
@@ -146,7 +161,10 @@ describe('ResourceGraph', () => {
       })
       .add(resource(calls, 'stop_gate', ['pool']));
     const records = await g.release(new AbortController().signal, quietLogger());
-    assert.deepEqual(records.map((r) => r.outcome), ['failed', 'closed']);
+    assert.deepEqual(
+      records.map((r) => r.outcome),
+      ['failed', 'closed'],
+    );
     assert.deepEqual(calls, ['close stop_gate']);
   });
 
@@ -154,14 +172,20 @@ describe('ResourceGraph', () => {
     const calls: string[] = [];
     const ac = new AbortController();
     ac.abort('forced');
-    const g = new ResourceGraph().add(resource(calls, 'b', ['a'])).add(resource(calls, 'a')).add(resource(calls, 'c', ['b']));
+    const g = new ResourceGraph()
+      .add(resource(calls, 'b', ['a']))
+      .add(resource(calls, 'a'))
+      .add(resource(calls, 'c', ['b']));
     const records = await g.release(ac.signal, quietLogger());
     assert.deepEqual(calls, ['destroy a', 'destroy b', 'destroy c']);
-    assert.deepEqual(records.map((r) => [r.name, r.outcome, r.durationMs]), [
-      ['a', 'destroyed', 0],
-      ['b', 'destroyed', 0],
-      ['c', 'destroyed', 0],
-    ]);
+    assert.deepEqual(
+      records.map((r) => [r.name, r.outcome, r.durationMs]),
+      [
+        ['a', 'destroyed', 0],
+        ['b', 'destroyed', 0],
+        ['c', 'destroyed', 0],
+      ],
+    );
   });
 
   test('close() receives the release signal, so a close that waits can end early', async () => {

@@ -100,7 +100,22 @@ interface CommandModel {
   helloVersion: number;
 }
 
-const NAME_WORDS = ['ping', 'PING', 'Multi', 'exec', 'client', 'CLIENT', 'hello', 'subscribe', 'xread', 'get', 'set', 'flushall', 'DEBUG', 'x'.repeat(40)];
+const NAME_WORDS = [
+  'ping',
+  'PING',
+  'Multi',
+  'exec',
+  'client',
+  'CLIENT',
+  'hello',
+  'subscribe',
+  'xread',
+  'get',
+  'set',
+  'flushall',
+  'DEBUG',
+  'x'.repeat(40),
+];
 const ARG_WORDS = ['reply', 'REPLY', 'off', 'On', 'skip', 'SKIP', '2', '3', '03', 'block', 'streams', '0', 'k'];
 
 const wordBytes = (words: string[]): fc.Arbitrary<Buffer> => fc.constantFrom(...words).map(latin1);
@@ -113,7 +128,8 @@ function classifyModel(args: Buffer[]): { clientReply: number; helloVersion: num
   if (lower[0] === 'client' && args.length === 3 && lower[1] === 'reply') {
     clientReply = lower[2] === 'on' ? REPLY_ON : lower[2] === 'off' ? REPLY_OFF : lower[2] === 'skip' ? REPLY_SKIP : 0;
   }
-  const helloVersion = lower[0] === 'hello' && (args[1]?.toString('latin1') === '2' || args[1]?.toString('latin1') === '3') ? Number(lower[1]) : 0;
+  const helloVersion =
+    lower[0] === 'hello' && (args[1]?.toString('latin1') === '2' || args[1]?.toString('latin1') === '3') ? Number(lower[1]) : 0;
   return { clientReply, helloVersion };
 }
 
@@ -153,7 +169,10 @@ const inlineCommand: fc.Arbitrary<CommandModel> = fc
   });
 
 const emptyCommand: fc.Arbitrary<CommandModel> = fc
-  .oneof(fc.constantFrom('*0\r\n', '*-1\r\n', '\r\n', '\n', '  \t\r\n'), fc.integer({ min: 1, max: 2 ** 40 }).map((n) => `*-${n}\r\n`))
+  .oneof(
+    fc.constantFrom('*0\r\n', '*-1\r\n', '\r\n', '\n', '  \t\r\n'),
+    fc.integer({ min: 1, max: 2 ** 40 }).map((n) => `*-${n}\r\n`),
+  )
   .map((s) => ({ bytes: latin1(s), name: null, argc: 0, nameAt: s.length, clientReply: 0, helloVersion: 0 }));
 
 const commandStream = fc.array(fc.oneof({ weight: 3, arbitrary: multibulkCommand }, inlineCommand, emptyCommand), {
@@ -211,7 +230,10 @@ describe('RequestScanner properties', () => {
     fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
     fc.array(fc.constantFrom(...REQUEST_BYTES), { maxLength: 64 }).map((a) => Buffer.from(a)),
     fc
-      .tuple(commandStream, fc.array(fc.tuple(fc.nat(), fc.constantFrom(...REQUEST_BYTES), fc.constantFrom(0, 1, 2)), { minLength: 1, maxLength: 4 }))
+      .tuple(
+        commandStream,
+        fc.array(fc.tuple(fc.nat(), fc.constantFrom(...REQUEST_BYTES), fc.constantFrom(0, 1, 2)), { minLength: 1, maxLength: 4 }),
+      )
       .map(([cmds, mutations]) => mutate(Buffer.concat(cmds.map((c) => c.bytes)), mutations)),
   );
 
@@ -278,14 +300,20 @@ const { value: replyValue } = fc.letrec<{ value: Buffer; element: Buffer }>((tie
   value: fc.oneof(
     { depthSize: 'small', maxDepth: 4 },
     scalar,
-    fc.tuple(fc.constantFrom('*', '~', '>'), fc.array(tie('element'), { maxLength: 4 })).map(([t, xs]) => Buffer.concat([latin1(`${t}${xs.length}\r\n`), ...xs])),
-    fc.array(fc.tuple(tie('element'), tie('element')), { maxLength: 3 }).map((pairs) => Buffer.concat([latin1(`%${pairs.length}\r\n`), ...pairs.flat()])),
+    fc
+      .tuple(fc.constantFrom('*', '~', '>'), fc.array(tie('element'), { maxLength: 4 }))
+      .map(([t, xs]) => Buffer.concat([latin1(`${t}${xs.length}\r\n`), ...xs])),
+    fc
+      .array(fc.tuple(tie('element'), tie('element')), { maxLength: 3 })
+      .map((pairs) => Buffer.concat([latin1(`%${pairs.length}\r\n`), ...pairs.flat()])),
   ),
   // An element may be preceded by an attribute, which is not an element itself.
   element: fc.oneof(
     { depthSize: 'small', maxDepth: 4 },
     tie('value'),
-    fc.tuple(fc.array(fc.tuple(scalar, scalar), { maxLength: 2 }), tie('value')).map(([pairs, v]) => Buffer.concat([latin1(`|${pairs.length}\r\n`), ...pairs.flat(), v])),
+    fc
+      .tuple(fc.array(fc.tuple(scalar, scalar), { maxLength: 2 }), tie('value'))
+      .map(([pairs, v]) => Buffer.concat([latin1(`|${pairs.length}\r\n`), ...pairs.flat(), v])),
   ),
 }));
 
@@ -338,7 +366,10 @@ describe('ReplyScanner properties', () => {
     fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
     fc.array(fc.constantFrom(...REPLY_BYTES), { maxLength: 64 }).map((a) => Buffer.from(a)),
     fc
-      .tuple(fc.array(frame, { minLength: 1, maxLength: 4 }), fc.array(fc.tuple(fc.nat(), fc.constantFrom(...REPLY_BYTES), fc.constantFrom(0, 1, 2)), { minLength: 1, maxLength: 4 }))
+      .tuple(
+        fc.array(frame, { minLength: 1, maxLength: 4 }),
+        fc.array(fc.tuple(fc.nat(), fc.constantFrom(...REPLY_BYTES), fc.constantFrom(0, 1, 2)), { minLength: 1, maxLength: 4 }),
+      )
       .map(([frames, mutations]) => mutate(Buffer.concat(frames.map((f) => f.bytes)), mutations)),
   );
   const MAX_BULK = 256;

@@ -95,7 +95,14 @@ describe('TriggerFile', () => {
     const before = fs.statSync(join(dir, DRAINED_FILE)).ino;
     tf.markDrained(content);
     assert.equal(readFileSync(join(dir, DRAINED_FILE), 'utf8'), content);
-    assert.notEqual(fs.statSync(join(dir, DRAINED_FILE)).ino, before, 'a new file was renamed into place: a reader never sees it half-written');
-    assert.deepEqual(readdirSync(dir).filter((n) => n.includes('tmp')), []);
+    assert.notEqual(
+      fs.statSync(join(dir, DRAINED_FILE)).ino,
+      before,
+      'a new file was renamed into place: a reader never sees it half-written',
+    );
+    assert.deepEqual(
+      readdirSync(dir).filter((n) => n.includes('tmp')),
+      [],
+    );
   });
 });

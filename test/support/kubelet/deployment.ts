@@ -75,7 +75,8 @@ export class Deployment {
   get statefulSet(): PodStatefulSet {
     const set = this.one('StatefulSet');
     if (!isStatefulSet(set)) throw new Error(`${this.variant}: StatefulSet ${set.metadata.name} is ${set.apiVersion}, not apps/v1`);
-    if (!hasPodTemplate(set)) throw new Error(`${this.variant}: StatefulSet ${set.metadata.name} has no spec.template with metadata and spec`);
+    if (!hasPodTemplate(set))
+      throw new Error(`${this.variant}: StatefulSet ${set.metadata.name} has no spec.template with metadata and spec`);
     return set;
   }
 
@@ -126,7 +127,8 @@ export class Deployment {
       const secretRef = e.valueFrom?.secretKeyRef;
       const configMapRef = e.valueFrom?.configMapKeyRef;
       const refName = (ref: { name?: string; key: string }): string => {
-        if (ref.name === undefined) throw new Error(`${this.variant}: env ${e.name} of ${name} refers to key ${ref.key} of an unnamed object`);
+        if (ref.name === undefined)
+          throw new Error(`${this.variant}: env ${e.name} of ${name} refers to key ${ref.key} of an unnamed object`);
         return ref.name;
       };
       if (e.value !== undefined) env[e.name] = e.value;
@@ -153,11 +155,15 @@ export class Deployment {
    * it, and the rest of the path inside the volume. undefined when no mount covers the path.
    */
   volumeAt(containerName: string, path: string): { volume: IVolume; mount: IVolumeMount; inside: string } | undefined {
-    const mounts = [...(this.container(containerName).container.volumeMounts ?? [])].sort((a, b) => b.mountPath.length - a.mountPath.length);
+    const mounts = [...(this.container(containerName).container.volumeMounts ?? [])].sort(
+      (a, b) => b.mountPath.length - a.mountPath.length,
+    );
     const mount = mounts.find((m) => path === m.mountPath || path.startsWith(`${m.mountPath.replace(/\/$/, '')}/`));
     if (!mount) return undefined;
-    const volume = this.podSpec.volumes?.find((v) => v.name === mount.name) ?? (this.claimNames.includes(mount.name) ? { name: mount.name } : undefined);
-    if (!volume) throw new Error(`${this.variant}: ${containerName} mounts ${mount.name}, which is neither a pod volume nor a volume claim`);
+    const volume =
+      this.podSpec.volumes?.find((v) => v.name === mount.name) ?? (this.claimNames.includes(mount.name) ? { name: mount.name } : undefined);
+    if (!volume)
+      throw new Error(`${this.variant}: ${containerName} mounts ${mount.name}, which is neither a pod volume nor a volume claim`);
     return { volume, mount, inside: path.slice(mount.mountPath.length).replace(/^\//, '') };
   }
 

@@ -54,7 +54,17 @@ export function httpGetHook(target: HttpGetTarget, deadline: number, startedAt: 
   return new Promise((resolve) => {
     const finish = (r: Partial<HookResult>) => {
       clearTimeout(timer);
-      resolve({ kind: 'httpGet', ok: false, status: undefined, exitCode: undefined, output: '', error: undefined, startedAt, endedAt: Date.now(), ...r });
+      resolve({
+        kind: 'httpGet',
+        ok: false,
+        status: undefined,
+        exitCode: undefined,
+        output: '',
+        error: undefined,
+        startedAt,
+        endedAt: Date.now(),
+        ...r,
+      });
     };
     const req = http.get({ host: target.host, port: target.port, path: target.path, headers: target.headers, agent: false }, (res) => {
       let body = '';

@@ -138,7 +138,11 @@ export class LocalPod {
     const entry = container.command ?? image?.entrypoint;
     if (entry === undefined) throw new Error(`${containerName}: no command and no known image entrypoint`);
     const argv = this.localArgv(containerName, [...entry, ...(container.args ?? image?.cmd ?? []), ...extraArgs]);
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: this.cwd(containerName), env: this.env(containerName), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd: this.cwd(containerName),
+      env: this.env(containerName),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     trackChild(child);
     const proc = new LocalProcess(containerName, child);
     this.processes.set(containerName, proc);

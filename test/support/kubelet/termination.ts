@@ -124,7 +124,9 @@ export function hookSummary(h: HookResult): string {
 
 /** The timeline as text, for failure messages. */
 export function formatTimeline(timeline: readonly TimelineEvent[]): string {
-  return timeline.map((e) => `${String(e.at).padStart(6)} ms  ${e.container.padEnd(14)} ${e.event}${e.detail ? `  ${e.detail}` : ''}`).join('\n');
+  return timeline
+    .map((e) => `${String(e.at).padStart(6)} ms  ${e.container.padEnd(14)} ${e.event}${e.detail ? `  ${e.detail}` : ''}`)
+    .join('\n');
 }
 
 function delay(ms: number): Promise<void> {
