@@ -13,6 +13,8 @@ import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { resp } from '../../harness/raw-client.js';
 import { prng } from '../support/prng.js';
 import { READ_BUFFER_BYTES, READ_BUFFER_MAX_BYTES, readBuffersHandedOver } from '../../src/backend/read-buffer.js';
+import { waitFor } from '../../harness/wait.js';
+import type { Session } from '../../src/proxy/session.js';
 
 /** Value sizes around the read buffer's sizes and the kernel's, and a few large ones. */
 const SIZES = [
@@ -272,47 +274,60 @@ describe('replies read into a reused buffer reach slow clients intact', () => {
     );
   });
 
+  /** Every 2 ms, for at most 5 s: the corked cases wait for one read at a time. */
+  const until = (cond: () => boolean, what: string) => waitFor(cond, { timeoutMs: 5000, intervalMs: 2, what });
+
+  /** A client of the sidecar that has had its +PONG, its session, and what it receives from then on. */
+  async function pingedClient(): Promise<{ socket: net.Socket; session: Session; received: (n: number) => Promise<Buffer> }> {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ port: sidecar.listen.port, host: '127.0.0.1' }, () => resolve(s));
+      s.on('error', reject);
+    });
+    let parts: Buffer[] = [];
+    let got = 0;
+    socket.on('data', (d: Buffer) => {
+      parts.push(d);
+      got += d.length;
+    });
+    let session: Session | undefined;
+    try {
+      socket.write(resp('PING'));
+      await until(() => got === 7, '+PONG');
+      parts = [];
+      got = 0;
+      session = sidecar.registry.all().find((s) => s.client.remotePort === socket.localPort);
+      assert.ok(session, 'the session of this client');
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
+    const received = async (n: number): Promise<Buffer> => {
+      await until(() => got >= n, 'every reply');
+      return Buffer.concat(parts);
+    };
+    return { socket, session, received };
+  }
+
   test('a client socket whose writes are all queued (corked): every small reply read after another keeps its bytes', async () => {
     // Deterministic: the session's client socket is corked, so every write stays queued (as one
     // that did not complete synchronously does) while the backend goes on reading, one reply a
     // read; then uncorked. A reused buffer overwritten under the queue shows in every reply.
     const commands = Array.from({ length: 40 }, () => resp('ECHO', randomBytes(rand, 1 + Math.floor(rand() * 300))));
     const direct = await receiveAll(redis.port, Buffer.concat(commands));
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ port: sidecar.listen.port, host: '127.0.0.1' }, () => resolve(s));
-      s.on('error', reject);
-    });
-    const parts: Buffer[] = [];
-    let got = 0;
-    socket.on('data', (d: Buffer) => {
-      parts.push(d);
-      got += d.length;
-    });
+    const { socket, session, received } = await pingedClient();
     try {
-      const waitFor = async (cond: () => boolean, what: string): Promise<void> => {
-        for (const deadline = Date.now() + 5000; !cond(); await new Promise((r) => setTimeout(r, 2))) {
-          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        }
-      };
-      socket.write(resp('PING'));
-      await waitFor(() => got === 7, '+PONG');
-      parts.length = 0;
-      got = 0;
-      const session = sidecar.registry.all().find((s) => s.client.remotePort === socket.localPort);
-      assert.ok(session, 'the session of this client');
       session.client.cork();
       const handedBefore = readBuffersHandedOver(session.backend);
       let replied = 0;
       for (const [i, c] of commands.entries()) {
         socket.write(c);
         // Each reply its own read: wait until the session has queued it.
-        await waitFor(() => session.client.writableLength > replied, `reply ${i} queued`);
+        await until(() => session.client.writableLength > replied, `reply ${i} queued`);
         replied = session.client.writableLength;
       }
       assert.equal(readBuffersHandedOver(session.backend) - handedBefore, commands.length, 'each queued reply kept its read buffer');
       session.client.uncork();
-      await waitFor(() => got >= direct.length, 'every reply');
-      const out = Buffer.concat(parts);
+      const out = await received(direct.length);
       assert.equal(out.length, direct.length);
       assert.equal(firstDifference(out, direct), direct.length, 'the replies as a direct connection gets them');
     } finally {
@@ -323,41 +338,20 @@ describe('replies read into a reused buffer reach slow clients intact', () => {
   test('the client direction: with the backend socket corked, every small command read after another reaches the backend intact', async () => {
     const commands = Array.from({ length: 40 }, () => resp('ECHO', randomBytes(rand, 1 + Math.floor(rand() * 300))));
     const direct = await receiveAll(redis.port, Buffer.concat(commands));
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ port: sidecar.listen.port, host: '127.0.0.1' }, () => resolve(s));
-      s.on('error', reject);
-    });
-    const parts: Buffer[] = [];
-    let got = 0;
-    socket.on('data', (d: Buffer) => {
-      parts.push(d);
-      got += d.length;
-    });
-    const waitFor = async (cond: () => boolean, what: string): Promise<void> => {
-      for (const deadline = Date.now() + 5000; !cond(); await new Promise((r) => setTimeout(r, 2))) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      }
-    };
+    const { socket, session, received } = await pingedClient();
     try {
-      socket.write(resp('PING'));
-      await waitFor(() => got === 7, '+PONG');
-      parts.length = 0;
-      got = 0;
-      const session = sidecar.registry.all().find((s) => s.client.remotePort === socket.localPort);
-      assert.ok(session, 'the session of this client');
       assert.ok(readBuffersHandedOver(session.client) >= 0, 'this Node reads accepted sockets into reused buffers (probeAcceptedReuse)');
       session.backend.cork();
       const handedBefore = readBuffersHandedOver(session.client);
       let queued = 0;
       for (const [i, c] of commands.entries()) {
         socket.write(c);
-        await waitFor(() => session.backend.writableLength > queued, `command ${i} queued`);
+        await until(() => session.backend.writableLength > queued, `command ${i} queued`);
         queued = session.backend.writableLength;
       }
       assert.equal(readBuffersHandedOver(session.client) - handedBefore, commands.length, 'each queued command kept its read buffer');
       session.backend.uncork();
-      await waitFor(() => got >= direct.length, 'every reply');
-      const out = Buffer.concat(parts);
+      const out = await received(direct.length);
       assert.equal(out.length, direct.length);
       assert.equal(firstDifference(out, direct), direct.length, 'the replies as a direct connection gets them');
     } finally {
