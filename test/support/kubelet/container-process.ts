@@ -3,6 +3,7 @@
  * harness/processes.ts (trackChild), so no test leaves one behind.
  */
 import type { ChildProcess } from 'node:child_process';
+import { exitOfChild, tail } from '../../../harness/processes.js';
 
 export interface ProcessExit {
   code: number | null;
@@ -15,25 +16,14 @@ export interface ProcessExit {
 export class LocalProcess {
   readonly exited: Promise<ProcessExit>;
   private exit: ProcessExit | undefined;
-  private out = '';
+  private readonly out: () => string;
 
   constructor(
     readonly name: string,
     readonly child: ChildProcess,
   ) {
-    const keep = (d: Buffer) => {
-      this.out = (this.out + d.toString('utf8')).slice(-200_000);
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    this.exited = new Promise((resolve) => {
-      const done = (code: number | null, signal: NodeJS.Signals | null) => {
-        this.exit ??= { code, signal, at: Date.now() };
-        resolve(this.exit);
-      };
-      if (child.exitCode !== null || child.signalCode !== null) done(child.exitCode, child.signalCode);
-      else child.once('exit', done);
-    });
+    this.out = tail([child.stdout, child.stderr], 200_000);
+    this.exited = exitOfChild(child).then((e) => (this.exit ??= { ...e, at: Date.now() }));
   }
 
   get running(): boolean {
@@ -46,7 +36,7 @@ export class LocalProcess {
 
   /** Last 200 kB of stdout and stderr (for failure messages). */
   get output(): string {
-    return this.out;
+    return this.out();
   }
 
   signal(sig: NodeJS.Signals): void {
