@@ -31,13 +31,35 @@ export type ReadSink = (chunk: Buffer) => boolean;
 export const READ_BUFFER_BYTES = 16 * 1024;
 export const READ_BUFFER_MAX_BYTES = 64 * 1024;
 
+/** Reads this small from a grown buffer shrink it back: an idle session keeps READ_BUFFER_BYTES. */
+export const READ_BUFFER_SHRINK_BELOW = READ_BUFFER_BYTES / 4;
+
 const discard: ReadSink = () => false;
+
+/**
+ * The size of the socket's next read buffer after a read of `nread` into one of `size` bytes:
+ * a full read grows it to the maximum, a small read (below READ_BUFFER_SHRINK_BELOW) shrinks a
+ * grown one back, anything else keeps it. Hysteresis between the two bounds: a stream of reads of
+ * one size never switches back and forth.
+ */
+export function nextSize(size: number, nread: number): number {
+  if (nread >= size) return READ_BUFFER_MAX_BYTES;
+  if (size > READ_BUFFER_BYTES && nread < READ_BUFFER_SHRINK_BELOW) return READ_BUFFER_BYTES;
+  return size;
+}
 
 class ReusedReadBuffer {
   sink: ReadSink = discard;
   private buf = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
   /** Buffers left to sinks that kept their chunk (for tests). */
   handedOver = 0;
+
+  get currentSize(): number {
+    return this.buf.byteLength;
+  }
+
+  /** The largest buffer this socket has read into (for tests). */
+  peak = READ_BUFFER_BYTES;
 
   readonly onread: net.OnReadOpts = {
     // Called when the socket connects and after every read: where the next read goes.
@@ -48,13 +70,15 @@ class ReusedReadBuffer {
       try {
         kept = this.sink(Buffer.from(buf.buffer, buf.byteOffset, nread));
       } finally {
+        const next = nextSize(size, nread);
         // A sink that threw may have written part of the chunk somewhere: treat it as kept.
         if (kept) {
           this.handedOver++;
-          this.buf = Buffer.allocUnsafeSlow(nread === size ? READ_BUFFER_MAX_BYTES : size);
-        } else if (nread === size && size < READ_BUFFER_MAX_BYTES) {
-          this.buf = Buffer.allocUnsafeSlow(READ_BUFFER_MAX_BYTES);
+          this.buf = Buffer.allocUnsafeSlow(next);
+        } else if (next !== size) {
+          this.buf = Buffer.allocUnsafeSlow(next);
         }
+        if (next > this.peak) this.peak = next;
       }
       return true;
     },
@@ -174,6 +198,12 @@ function convert(socket: net.Socket, sink: ReadSink): boolean {
  */
 export function reuseBufferOnAccepted(socket: net.Socket, sink: ReadSink): boolean {
   return acceptedReuse === true && convert(socket, sink);
+}
+
+/** The size of the buffer the socket's next read goes to and the largest it had (tests). */
+export function readBufferSizes(socket: net.Socket): { now: number; peak: number } | undefined {
+  const reader = readers.get(socket);
+  return reader === undefined ? undefined : { now: reader.currentSize, peak: reader.peak };
 }
 
 /** How many read buffers the socket gave away to sinks that kept their chunk (tests). */

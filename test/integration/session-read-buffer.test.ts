@@ -12,7 +12,7 @@ import { RedisServer } from '../../harness/redis-server.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { resp } from '../../harness/raw-client.js';
 import { prng } from '../support/prng.js';
-import { READ_BUFFER_BYTES, READ_BUFFER_MAX_BYTES, readBuffersHandedOver } from '../../src/backend/read-buffer.js';
+import { READ_BUFFER_BYTES, READ_BUFFER_MAX_BYTES, readBufferSizes, readBuffersHandedOver } from '../../src/backend/read-buffer.js';
 import { waitFor } from '../../harness/wait.js';
 import type { Session } from '../../src/proxy/session.js';
 
@@ -354,6 +354,25 @@ describe('replies read into a reused buffer reach slow clients intact', () => {
       const out = await received(direct.length);
       assert.equal(out.length, direct.length);
       assert.equal(firstDifference(out, direct), direct.length, 'the replies as a direct connection gets them');
+    } finally {
+      socket.destroy();
+    }
+  });
+  test('a session that carried a large value is small again once it goes back to small commands', async () => {
+    const value = randomBytes(rand, 1_000_001);
+    const { socket, session, received } = await pingedClient();
+    try {
+      const sizes = (): unknown => ({ client: readBufferSizes(session.client), backend: readBufferSizes(session.backend) });
+      const small = { now: READ_BUFFER_BYTES, peak: READ_BUFFER_BYTES };
+      assert.deepEqual(sizes(), { client: small, backend: small }, 'read buffers start small');
+      socket.write(Buffer.concat([resp('SET', 'read-buffer:large', value), resp('GET', 'read-buffer:large')]));
+      const head = `+OK\r\n$${value.length}\r\n`.length;
+      const reply = await received(head + value.length + 2);
+      assert.equal(firstDifference(reply.subarray(head, head + value.length), value), value.length, 'the value as sent');
+      socket.write(resp('PING'));
+      await received(reply.length + 7);
+      const grownThenSmall = { now: READ_BUFFER_BYTES, peak: READ_BUFFER_MAX_BYTES };
+      assert.deepEqual(sizes(), { client: grownThenSmall, backend: grownThenSmall }, 'full reads grew them, a small read shrank them');
     } finally {
       socket.destroy();
     }
