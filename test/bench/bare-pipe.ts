@@ -11,8 +11,10 @@
  * Prints `ready <port>` once listening; exits on SIGTERM/SIGINT or when stdin closes (parent gone).
  */
 import net from 'node:net';
+import { connectReusingBuffer, probeAcceptedReuse, reuseBufferOnAccepted, setReadSink } from '../../src/backend/read-buffer.js';
 
-type Mode = 'pipe' | 'data';
+type Mode = 'pipe' | 'data' | 'onread' | 'handle';
+const MODES: readonly Mode[] = ['pipe', 'data', 'onread', 'handle'];
 
 function parseArgs(argv: string[]): { listen: { host: string; port: number }; backend: { host: string; port: number }; mode: Mode } {
   const get = (flag: string): string | undefined => {
@@ -26,8 +28,8 @@ function parseArgs(argv: string[]): { listen: { host: string; port: number }; ba
     return { host: m[1]!, port: Number(m[2]) };
   };
   const mode = get('--mode') ?? 'pipe';
-  if (mode !== 'pipe' && mode !== 'data') throw new Error(`--mode must be pipe or data (got ${mode})`);
-  return { listen: hostPort('--listen'), backend: hostPort('--backend'), mode };
+  if (!(MODES as readonly string[]).includes(mode)) throw new Error(`--mode must be one of ${MODES.join(', ')} (got ${mode})`);
+  return { listen: hostPort('--listen'), backend: hostPort('--backend'), mode: mode as Mode };
 }
 
 /** Copies bytes with stream.pipe(): backpressure and flow handled by Node. */
@@ -49,11 +51,88 @@ function joinWithDataHandlers(client: net.Socket, backend: net.Socket): void {
   backend.on('end', () => client.end());
 }
 
-function main(): void {
+/**
+ * Reads both sockets into reused buffers (src/backend/read-buffer.ts, as the sidecar does) and
+ * writes each chunk on; a write still queued keeps its buffer (the sink returns true).
+ */
+function joinWithReusedBuffers(client: net.Socket, backend: net.Socket): void {
+  const toBackend = (chunk: Buffer): boolean => {
+    if (!backend.write(chunk)) client.pause();
+    return backend.writableLength > 0;
+  };
+  const toClient = (chunk: Buffer): boolean => {
+    if (!client.write(chunk)) backend.pause();
+    return client.writableLength > 0;
+  };
+  if (!reuseBufferOnAccepted(client, toBackend)) client.on('data', toBackend);
+  setReadSink(backend, toClient);
+  backend.on('drain', () => client.resume());
+  client.on('drain', () => backend.resume());
+  client.on('end', () => backend.end());
+  backend.on('end', () => client.end());
+  client.resume();
+}
+
+// The experiment below writes to the socket's handle directly (Node-internal, not for the product):
+// what the Writable stream machinery costs per chunk.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const streamWrap = (process as any).binding('stream_wrap') as {
+  WriteWrap: new () => Record<string, unknown>;
+  streamBaseState: Int32Array;
+  kLastWriteWasAsync: number;
+};
+
+/**
+ * Writes `chunk` to the socket's handle when nothing is queued, else through the stream (which
+ * libuv orders after a direct write still in flight). Returns whether the bytes are still referenced.
+ */
+function writeDirect(socket: net.Socket, chunk: Buffer, pending: { n: number }, reader: net.Socket): boolean {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const handle = (socket as any)._handle;
+  if (pending.n > 0 || socket.writableLength > 0 || handle == null) {
+    if (!socket.write(chunk)) reader.pause();
+    return socket.writableLength > 0 || pending.n > 0;
+  }
+  const req = new streamWrap.WriteWrap();
+  req.handle = handle;
+  req.oncomplete = (status: number) => {
+    pending.n--;
+    if (status < 0) socket.destroy();
+  };
+  req.async = false;
+  const err = handle.writeBuffer(req, chunk) as number;
+  if (err !== 0) {
+    socket.destroy();
+    return false;
+  }
+  if (streamWrap.streamBaseState[streamWrap.kLastWriteWasAsync] === 0) return false;
+  req.buffer = chunk;
+  pending.n++;
+  return true;
+}
+
+function joinWithHandleWrites(client: net.Socket, backend: net.Socket): void {
+  const toBackendPending = { n: 0 };
+  const toClientPending = { n: 0 };
+  const toBackend = (chunk: Buffer): boolean => writeDirect(backend, chunk, toBackendPending, client);
+  const toClient = (chunk: Buffer): boolean => writeDirect(client, chunk, toClientPending, backend);
+  if (!reuseBufferOnAccepted(client, toBackend)) client.on('data', toBackend);
+  setReadSink(backend, toClient);
+  backend.on('drain', () => client.resume());
+  client.on('drain', () => backend.resume());
+  client.on('end', () => backend.end());
+  backend.on('end', () => client.end());
+  client.resume();
+}
+
+async function main(): Promise<void> {
   const { listen, backend, mode } = parseArgs(process.argv.slice(2));
-  const join = mode === 'pipe' ? joinWithPipe : joinWithDataHandlers;
-  const server = net.createServer({ noDelay: true }, (client) => {
-    const upstream = net.connect({ host: backend.host, port: backend.port, noDelay: true });
+  const join = { pipe: joinWithPipe, data: joinWithDataHandlers, onread: joinWithReusedBuffers, handle: joinWithHandleWrites }[mode];
+  const reused = mode === 'onread' || mode === 'handle';
+  if (reused && !(await probeAcceptedReuse())) console.error('bare-pipe: this Node cannot read accepted sockets into reused buffers');
+  const server = net.createServer({ noDelay: true, pauseOnConnect: reused }, (client) => {
+    const opts = { host: backend.host, port: backend.port, noDelay: true };
+    const upstream = reused ? connectReusingBuffer(opts) : net.connect(opts);
     // One teardown for every way a connection ends: an error or close on either side closes both.
     const teardown = (): void => {
       client.destroy();
@@ -76,4 +155,4 @@ function main(): void {
   process.stdin.on('end', stop).on('close', stop).resume();
 }
 
-main();
+void main();

@@ -154,6 +154,8 @@ function renderPairs(r: BenchResults): string[] {
   const pairs: Array<[TargetName, TargetName, string]> = [
     ['pipe2', 'pipe', 'A/A: a second, identical bare pipe against pipe (the noise floor of this run)'],
     ['pipe-data', 'pipe', "Bare pipe variant: 'data' handlers + write() + backpressure against pipe()"],
+    ['pipe-onread', 'pipe', 'Bare pipe variant: reused read buffers both ways (as the sidecar reads) against pipe()'],
+    ['pipe-handle', 'pipe-onread', "Bare pipe variant: reused read buffers and writes straight to the socket's handle against pipe-onread"],
     ['sidecar-b', 'sidecar', 'sidecar-b against sidecar (A/B of two builds or flag sets)'],
   ];
   for (const [a, b, title] of pairs) {

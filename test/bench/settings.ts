@@ -4,7 +4,18 @@
  * Every target the bench knows. pipe2 is an A/A twin of pipe (the noise floor); sidecar-b is a
  * second sidecar (another build or other node flags) measured side by side with the first.
  */
-export const TARGET_NAMES = ['direct', 'pipe', 'pipe2', 'pipe-data', 'haproxy', 'twemproxy', 'sidecar', 'sidecar-b'] as const;
+export const TARGET_NAMES = [
+  'direct',
+  'pipe',
+  'pipe2',
+  'pipe-data',
+  'pipe-onread',
+  'pipe-handle',
+  'haproxy',
+  'twemproxy',
+  'sidecar',
+  'sidecar-b',
+] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export const DEFAULT_TARGETS: readonly TargetName[] = ['direct', 'pipe', 'pipe2', 'haproxy', 'twemproxy', 'sidecar'];

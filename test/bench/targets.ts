@@ -24,9 +24,14 @@ export interface Skipped {
   reason: string;
 }
 
-async function startBarePipe(name: 'pipe' | 'pipe2' | 'pipe-data', backendPort: number): Promise<Target> {
+export type BarePipeName = 'pipe' | 'pipe2' | 'pipe-data' | 'pipe-onread' | 'pipe-handle';
+const isBarePipe = (name: TargetName): name is BarePipeName => name.startsWith('pipe');
+/** bare-pipe.ts's --mode for each bare pipe target. */
+const barePipeMode = (name: BarePipeName): string => (name === 'pipe' || name === 'pipe2' ? 'pipe' : name.slice('pipe-'.length));
+
+export async function startBarePipe(name: BarePipeName, backendPort: number): Promise<Target> {
   const port = await freePort();
-  const mode = name === 'pipe-data' ? 'data' : 'pipe';
+  const mode = barePipeMode(name);
   // stdin stays a pipe: the child exits when it closes, so even a SIGKILLed bench leaves nothing behind.
   const proc = spawnTracked(
     process.execPath,
@@ -68,6 +73,8 @@ export async function startTarget(name: TargetName, redis: RedisServer, settings
     case 'pipe':
     case 'pipe2':
     case 'pipe-data':
+    case 'pipe-onread':
+    case 'pipe-handle':
       return startBarePipe(name, redis.port);
     case 'haproxy':
       return { name, ...(await startHaproxy(redis.port)) };
@@ -93,9 +100,9 @@ export async function startTarget(name: TargetName, redis: RedisServer, settings
 export function targetCommands(settings: BenchSettings): string[] {
   const lines: string[] = [];
   for (const name of settings.targets) {
-    if (name === 'pipe' || name === 'pipe2' || name === 'pipe-data') {
+    if (isBarePipe(name)) {
       lines.push(
-        `${name}: node dist/test/bench/bare-pipe.js --listen 127.0.0.1:PORT --backend 127.0.0.1:REDIS_PORT --mode ${name === 'pipe-data' ? 'data' : 'pipe'}`,
+        `${name}: node dist/test/bench/bare-pipe.js --listen 127.0.0.1:PORT --backend 127.0.0.1:REDIS_PORT --mode ${barePipeMode(name)}`,
       );
     } else if (name === 'haproxy') {
       lines.push(`haproxy: ${HAPROXY_BIN} -db -f haproxy.cfg  (mode tcp, nbthread 1, one server)`);
