@@ -51,26 +51,30 @@ function joinWithDataHandlers(client: net.Socket, backend: net.Socket): void {
   backend.on('end', () => client.end());
 }
 
+/** Writes one chunk read from `reader` to `to`; returns whether the bytes are still referenced. */
+type ChunkWriter = (chunk: Buffer) => boolean;
+
 /**
  * Reads both sockets into reused buffers (src/backend/read-buffer.ts, as the sidecar does) and
- * writes each chunk on; a write still queued keeps its buffer (the sink returns true).
+ * hands each chunk to a writer for the other socket; a write still queued keeps its buffer.
  */
-function joinWithReusedBuffers(client: net.Socket, backend: net.Socket): void {
-  const toBackend = (chunk: Buffer): boolean => {
-    if (!backend.write(chunk)) client.pause();
-    return backend.writableLength > 0;
-  };
-  const toClient = (chunk: Buffer): boolean => {
-    if (!client.write(chunk)) backend.pause();
-    return client.writableLength > 0;
-  };
+function joinReusingBuffers(client: net.Socket, backend: net.Socket, writer: (to: net.Socket, reader: net.Socket) => ChunkWriter): void {
+  const toBackend = writer(backend, client);
   if (!reuseBufferOnAccepted(client, toBackend)) client.on('data', toBackend);
-  setReadSink(backend, toClient);
+  setReadSink(backend, writer(client, backend));
   backend.on('drain', () => client.resume());
   client.on('drain', () => backend.resume());
   client.on('end', () => backend.end());
   backend.on('end', () => client.end());
   client.resume();
+}
+
+/** write(), pausing the reader while the target's buffer is full. */
+function streamWriter(to: net.Socket, reader: net.Socket): ChunkWriter {
+  return (chunk) => {
+    if (!to.write(chunk)) reader.pause();
+    return to.writableLength > 0;
+  };
 }
 
 // The experiment below writes to the socket's handle directly (Node-internal, not for the product):
@@ -111,23 +115,20 @@ function writeDirect(socket: net.Socket, chunk: Buffer, pending: { n: number }, 
   return true;
 }
 
-function joinWithHandleWrites(client: net.Socket, backend: net.Socket): void {
-  const toBackendPending = { n: 0 };
-  const toClientPending = { n: 0 };
-  const toBackend = (chunk: Buffer): boolean => writeDirect(backend, chunk, toBackendPending, client);
-  const toClient = (chunk: Buffer): boolean => writeDirect(client, chunk, toClientPending, backend);
-  if (!reuseBufferOnAccepted(client, toBackend)) client.on('data', toBackend);
-  setReadSink(backend, toClient);
-  backend.on('drain', () => client.resume());
-  client.on('drain', () => backend.resume());
-  client.on('end', () => backend.end());
-  backend.on('end', () => client.end());
-  client.resume();
+/** writeDirect, with the count of direct writes still in flight to `to`. */
+function handleWriter(to: net.Socket, reader: net.Socket): ChunkWriter {
+  const pending = { n: 0 };
+  return (chunk) => writeDirect(to, chunk, pending, reader);
 }
 
 async function main(): Promise<void> {
   const { listen, backend, mode } = parseArgs(process.argv.slice(2));
-  const join = { pipe: joinWithPipe, data: joinWithDataHandlers, onread: joinWithReusedBuffers, handle: joinWithHandleWrites }[mode];
+  const join = {
+    pipe: joinWithPipe,
+    data: joinWithDataHandlers,
+    onread: (c: net.Socket, b: net.Socket) => joinReusingBuffers(c, b, streamWriter),
+    handle: (c: net.Socket, b: net.Socket) => joinReusingBuffers(c, b, handleWriter),
+  }[mode];
   const reused = mode === 'onread' || mode === 'handle';
   if (reused && !(await probeAcceptedReuse())) console.error('bare-pipe: this Node cannot read accepted sockets into reused buffers');
   const server = net.createServer({ noDelay: true, pauseOnConnect: reused }, (client) => {
