@@ -19,7 +19,7 @@ test-unit: deps
 test-integration: deps
 	npm run test:integration
 
-fuzz: build ## property tests at 100x runs, then the differential session fuzzer (300,000 sequences, 2,500 drained; ~30 min), fresh printed seed; FUZZ_SEED replays
+fuzz: build ## property tests at 100x runs, then the differential session fuzzer (300,000 sequences, 2,500 drained: hours on 2 cores; FUZZ_SESSION_SCALE=100, 30,000: ~25 min), fresh printed seed; FUZZ_SEED replays
 	FUZZ_RUNS_SCALE=$${FUZZ_RUNS_SCALE:-100} FUZZ_SEED=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')} \
 	  node --enable-source-maps --test --test-timeout=3600000 dist/test/unit/scanner-properties.test.js dist/test/unit/replication-parsers.test.js
 	FUZZ_RUNS_SCALE=$${FUZZ_SESSION_SCALE:-1000} FUZZ_SEED=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')} \
