@@ -72,12 +72,8 @@ class ReusedReadBuffer {
       } finally {
         const next = nextSize(size, nread);
         // A sink that threw may have written part of the chunk somewhere: treat it as kept.
-        if (kept) {
-          this.handedOver++;
-          this.buf = Buffer.allocUnsafeSlow(next);
-        } else if (next !== size) {
-          this.buf = Buffer.allocUnsafeSlow(next);
-        }
+        if (kept) this.handedOver++;
+        if (kept || next !== size) this.buf = Buffer.allocUnsafeSlow(next);
         if (next > this.peak) this.peak = next;
       }
       return true;
