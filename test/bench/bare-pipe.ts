@@ -79,12 +79,17 @@ function streamWriter(to: net.Socket, reader: net.Socket): ChunkWriter {
 
 // The experiment below writes to the socket's handle directly (Node-internal, not for the product):
 // what the Writable stream machinery costs per chunk.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const streamWrap = (process as any).binding('stream_wrap') as {
+interface StreamWrap {
   WriteWrap: new () => Record<string, unknown>;
   streamBaseState: Int32Array;
   kLastWriteWasAsync: number;
-};
+}
+let streamWrapBinding: StreamWrap | undefined;
+/** Loaded only by --mode handle: the other modes, the baselines, touch no internal binding. */
+function streamWrap(): StreamWrap {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return (streamWrapBinding ??= (process as any).binding('stream_wrap') as StreamWrap);
+}
 
 /**
  * Writes `chunk` to the socket's handle when nothing is queued, else through the stream (which
@@ -97,7 +102,8 @@ function writeDirect(socket: net.Socket, chunk: Buffer, pending: { n: number }, 
     if (!socket.write(chunk)) reader.pause();
     return socket.writableLength > 0 || pending.n > 0;
   }
-  const req = new streamWrap.WriteWrap();
+  const binding = streamWrap();
+  const req = new binding.WriteWrap();
   req.handle = handle;
   req.oncomplete = (status: number) => {
     pending.n--;
@@ -109,7 +115,7 @@ function writeDirect(socket: net.Socket, chunk: Buffer, pending: { n: number }, 
     socket.destroy();
     return false;
   }
-  if (streamWrap.streamBaseState[streamWrap.kLastWriteWasAsync] === 0) return false;
+  if (binding.streamBaseState[binding.kLastWriteWasAsync] === 0) return false;
   req.buffer = chunk;
   pending.n++;
   return true;
